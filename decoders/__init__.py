@@ -1,0 +1,1 @@
+"""Payload codecs. Pure: `(f_port, payload) -> Decoded`, normalized names from FORMATS.md."""

@@ -1,0 +1,502 @@
+"""TOML -> one frozen `Config` tree. Every error names the key path and what was expected.
+
+`load_config(toml_dict, base_dir)` is pure; `read_config(path)` reads the file and calls it.
+Unknown keys are rejected (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gateway_agent.errors import ConfigError
+
+T = TypeVar("T")
+
+SERIAL_FORMATS = ("rn2483", "rui3", "lora-e5")
+SERIAL_DEFAULT_BAUD = {"rn2483": 57600, "rui3": 115200, "lora-e5": 9600}
+
+
+# --------------------------------------------------------------------------- dataclasses
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    gateway_id: str
+    state_dir: Path
+    devices_file: Path | None = None
+    log_level: str = "INFO"
+    frame_queue: int = 10000
+    control_socket: Path | None = None  # default: state_dir / "control.sock"
+    control_group: str | None = None  # group for the control socket (mode 0660)
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "agent.db"
+
+    @property
+    def control_path(self) -> Path:
+        return self.control_socket or (self.state_dir / "control.sock")
+
+
+@dataclass(frozen=True, slots=True)
+class LorawanConfig:
+    region: str = "EU868"
+    net_id: bytes = b"\x00\x00\x00"
+    dev_addr_prefix: bytes = b"\x00"  # high byte(s) of allocated DevAddrs; NwkID for NetID type 0
+    max_fcnt_gap: int = 16384
+    dedup_window_ms: int = 200
+    rx1_delay_s: int = 1
+    rx1_dr_offset: int = 0
+    rx2_freq_hz: int | None = None  # None: the region default
+    rx2_dr: int | None = None
+    downlink_power_dbm: int = 14
+
+
+@dataclass(frozen=True, slots=True)
+class GwmpSourceConfig:
+    listen: tuple[tuple[str, int], ...]
+    name: str = ""
+    downlink: bool = True
+    route_stale_s: float = 30.0
+    type: str = "gwmp"
+
+
+@dataclass(frozen=True, slots=True)
+class SerialSourceConfig:
+    port: str
+    format: str
+    baudrate: int
+    name: str = ""
+    freq_hz: int = 868_100_000
+    sf: int = 7
+    bw_khz: int = 125
+    code_rate: str = "4/5"
+    reopen_max_s: float = 30.0
+    type: str = "serial"
+
+    @property
+    def gateway_id(self) -> str:
+        return f"serial:{self.port}"
+
+
+SourceConfig = GwmpSourceConfig | SerialSourceConfig
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    synchronous: str = "FULL"  # FULL | NORMAL
+    commit_interval_ms: int = 50
+    commit_rows: int = 500
+    max_db_mb: float = 512.0
+    retention_days: float = 7.0
+    quick_check_on_start: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic_prefix: str = "gateway-agent"
+    format: str = "json"  # json | cbor
+    enabled: bool = True
+    client_id: str = ""
+    username: str | None = None
+    password_file: Path | None = None
+    mqtt_version: str = "3.1.1"  # "3.1.1" | "5"
+    keepalive_s: int = 30
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    tls_insecure: bool = False
+    inflight: int = 32
+    batch_max: int = 1  # >1: CBOR batches of up to N readings per message
+    batch_max_bytes: int = 16384
+    rate_limit_per_s: float = 0.0  # 0 = unlimited
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 60.0
+    status_interval_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    agent: AgentConfig
+    sources: tuple[SourceConfig, ...]
+    upstream: UpstreamConfig
+    store: StoreConfig = field(default_factory=StoreConfig)
+    lorawan: LorawanConfig = field(default_factory=LorawanConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    rules: tuple[Any, ...] = ()  # gateway_agent.rules objects, built by the rules loader
+    raw_rules: tuple[Mapping[str, Any], ...] = ()
+    path: Path | None = None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _type_name(v: object) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a number"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, dict):
+        return "a table"
+    return type(v).__name__
+
+
+class _Table:
+    """Reads keys of one TOML table, remembering which were consumed, so leftovers are errors."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(path, f"expected a table, got {_type_name(data)}")
+        self.data: dict[str, Any] = data
+        self.path = path
+        self.seen: set[str] = set()
+
+    def key(self, k: str) -> str:
+        return f"{self.path}.{k}" if self.path else k
+
+    def has(self, k: str) -> bool:
+        return k in self.data
+
+    def get(self, k: str, conv: Callable[[Any, str], T], default: T) -> T:
+        self.seen.add(k)
+        if k not in self.data:
+            return default
+        return conv(self.data[k], self.key(k))
+
+    def req(self, k: str, conv: Callable[[Any, str], T]) -> T:
+        self.seen.add(k)
+        if k not in self.data:
+            raise ConfigError(self.key(k), "is required")
+        return conv(self.data[k], self.key(k))
+
+    def done(self) -> None:
+        extra = sorted(set(self.data) - self.seen)
+        if extra:
+            raise ConfigError(self.key(extra[0]), "unknown key")
+
+
+def c_str(v: Any, p: str) -> str:
+    if not isinstance(v, str):
+        raise ConfigError(p, f"expected a string, got {_type_name(v)}")
+    return v
+
+
+def c_nonempty(v: Any, p: str) -> str:
+    s = c_str(v, p)
+    if not s.strip():
+        raise ConfigError(p, "expected a non-empty string")
+    return s
+
+
+def c_bool(v: Any, p: str) -> bool:
+    if not isinstance(v, bool):
+        raise ConfigError(p, f"expected true or false, got {_type_name(v)}")
+    return v
+
+
+def c_int(lo: int, hi: int) -> Callable[[Any, str], int]:
+    def conv(v: Any, p: str) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ConfigError(p, f"expected an integer {lo}-{hi}, got {_type_name(v)}")
+        return v
+
+    return conv
+
+
+def c_num(lo: float, hi: float) -> Callable[[Any, str], float]:
+    def conv(v: Any, p: str) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            raise ConfigError(p, f"expected a number {lo:g}-{hi:g}, got {_type_name(v)}")
+        return float(v)
+
+    return conv
+
+
+def c_choice(*choices: str) -> Callable[[Any, str], str]:
+    def conv(v: Any, p: str) -> str:
+        if not isinstance(v, str) or v not in choices:
+            raise ConfigError(p, f"expected one of {' | '.join(choices)}, got {_type_name(v)}")
+        return v
+
+    return conv
+
+
+def c_hex(n: int | None) -> Callable[[Any, str], bytes]:
+    def conv(v: Any, p: str) -> bytes:
+        b = parse_hex(v, p)
+        if n is not None and len(b) != n:
+            raise ConfigError(p, f"expected {n} bytes of hex ({2 * n} digits), got {len(b)} bytes")
+        return b
+
+    return conv
+
+
+def parse_hex(v: Any, p: str = "") -> bytes:
+    """Hex in any case, with or without separators (space, ':', '-', '_'), optional 0x."""
+    if not isinstance(v, str):
+        raise ConfigError(p, f"expected a hex string, got {_type_name(v)}")
+    s = v.strip()
+    if s[:2].lower() == "0x":
+        s = s[2:]
+    for sep in (" ", ":", "-", "_", "\t"):
+        s = s.replace(sep, "")
+    try:
+        if len(s) % 2:
+            raise ValueError
+        return bytes.fromhex(s)
+    except ValueError:
+        raise ConfigError(p, f'expected hex digits, got "{v}"') from None
+
+
+def c_hostport(v: Any, p: str) -> tuple[str, int]:
+    if not isinstance(v, str) or ":" not in v:
+        raise ConfigError(p, f'expected "host:port", got {_type_name(v)}')
+    host, _, port_s = v.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+        raise ConfigError(p, f'expected "host:port" with a port 0-65535, got "{v}"')
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ConfigError(p, f'expected an IP address or localhost, got "{host}"') from None
+        host = "127.0.0.1"
+    return host, int(port_s)
+
+
+def c_path(base: Path | None) -> Callable[[Any, str], Path]:
+    def conv(v: Any, p: str) -> Path:
+        s = c_nonempty(v, p)
+        path = Path(s).expanduser()
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        return path
+
+    return conv
+
+
+def c_list(item: Callable[[Any, str], T]) -> Callable[[Any, str], tuple[T, ...]]:
+    def conv(v: Any, p: str) -> tuple[T, ...]:
+        if not isinstance(v, list):
+            raise ConfigError(p, f"expected an array, got {_type_name(v)}")
+        return tuple(item(x, f"{p}[{i}]") for i, x in enumerate(v))
+
+    return conv
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _agent(t: _Table, base: Path | None) -> AgentConfig:
+    gid = t.req("gateway_id", c_nonempty)
+    if any(c in gid for c in "/+# "):
+        raise ConfigError(t.key("gateway_id"), f'must not contain "/", "+", "#" or spaces, got "{gid}"')
+    cfg = AgentConfig(
+        gateway_id=gid,
+        state_dir=t.get("state_dir", c_path(base), Path("/var/lib/gateway-agent")),
+        devices_file=t.get("devices_file", c_path(base), None),
+        log_level=t.get("log_level", c_choice("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+        frame_queue=t.get("frame_queue", c_int(16, 10_000_000), 10000),
+        control_socket=t.get("control_socket", c_path(base), None),
+        control_group=t.get("control_group", c_nonempty, None),
+    )
+    t.done()
+    return cfg
+
+
+def _lorawan(t: _Table) -> LorawanConfig:
+    cfg = LorawanConfig(
+        region=t.get("region", c_choice("EU868"), "EU868"),
+        net_id=t.get("net_id", c_hex(3), b"\x00\x00\x00"),
+        dev_addr_prefix=t.get("dev_addr_prefix", c_hex(None), b"\x00"),
+        max_fcnt_gap=t.get("max_fcnt_gap", c_int(1, 65535), 16384),
+        dedup_window_ms=t.get("dedup_window_ms", c_int(0, 2000), 200),
+        rx1_delay_s=t.get("rx1_delay_s", c_int(1, 15), 1),
+        rx1_dr_offset=t.get("rx1_dr_offset", c_int(0, 5), 0),
+        rx2_freq_hz=t.get("rx2_freq_hz", c_int(100_000_000, 1_000_000_000), None),
+        rx2_dr=t.get("rx2_dr", c_int(0, 15), None),
+        downlink_power_dbm=t.get("downlink_power_dbm", c_int(0, 30), 14),
+    )
+    if not 1 <= len(cfg.dev_addr_prefix) <= 3:
+        raise ConfigError(t.key("dev_addr_prefix"), "expected 1 to 3 bytes of hex")
+    t.done()
+    return cfg
+
+
+def _source(t: _Table, i: int) -> SourceConfig:
+    typ = t.req("type", c_choice("gwmp", "serial"))
+    if typ == "gwmp":
+        raw = t.data.get("listen", "127.0.0.1:1700")
+        t.seen.add("listen")
+        if isinstance(raw, list):
+            listen = c_list(c_hostport)(raw, t.key("listen"))
+            if not listen:
+                raise ConfigError(t.key("listen"), "expected at least one address")
+        else:
+            listen = (c_hostport(raw, t.key("listen")),)
+        g = GwmpSourceConfig(
+            listen=listen,
+            name=t.get("name", c_nonempty, f"gwmp{i}"),
+            downlink=t.get("downlink", c_bool, True),
+            route_stale_s=t.get("route_stale_s", c_num(1, 3600), 30.0),
+        )
+        t.done()
+        return g
+    fmt = t.req("format", c_choice(*SERIAL_FORMATS))
+    s = SerialSourceConfig(
+        port=t.req("port", c_nonempty),
+        format=fmt,
+        baudrate=t.get("baudrate", c_int(1200, 4_000_000), SERIAL_DEFAULT_BAUD[fmt]),
+        name=t.get("name", c_nonempty, f"serial{i}"),
+        freq_hz=t.get("freq_hz", c_int(100_000_000, 1_000_000_000), 868_100_000),
+        sf=t.get("sf", c_int(5, 12), 7),
+        bw_khz=t.get("bw_khz", c_choice_int(125, 250, 500), 125),
+        code_rate=t.get("code_rate", c_choice("4/5", "4/6", "4/7", "4/8"), "4/5"),
+        reopen_max_s=t.get("reopen_max_s", c_num(0.1, 3600), 30.0),
+    )
+    t.done()
+    return s
+
+
+def c_choice_int(*choices: int) -> Callable[[Any, str], int]:
+    def conv(v: Any, p: str) -> int:
+        if isinstance(v, bool) or v not in choices:
+            raise ConfigError(p, f"expected one of {', '.join(map(str, choices))}, got {_type_name(v)}")
+        return int(v)
+
+    return conv
+
+
+def _store(t: _Table) -> StoreConfig:
+    cfg = StoreConfig(
+        synchronous=t.get("synchronous", c_choice("FULL", "NORMAL"), "FULL"),
+        commit_interval_ms=t.get("commit_interval_ms", c_int(0, 10_000), 50),
+        commit_rows=t.get("commit_rows", c_int(1, 100_000), 500),
+        max_db_mb=t.get("max_db_mb", c_num(0.1, 1_000_000), 512.0),
+        retention_days=t.get("retention_days", c_num(0, 3650), 7.0),
+        quick_check_on_start=t.get("quick_check_on_start", c_bool, True),
+    )
+    t.done()
+    return cfg
+
+
+def _upstream(t: _Table, base: Path | None) -> UpstreamConfig:
+    cfg = UpstreamConfig(
+        host=t.get("host", c_nonempty, "127.0.0.1"),
+        port=t.get("port", c_int(1, 65535), 1883),
+        topic_prefix=t.get("topic_prefix", c_nonempty, "gateway-agent"),
+        format=t.get("format", c_choice("json", "cbor"), "json"),
+        enabled=t.get("enabled", c_bool, True),
+        client_id=t.get("client_id", c_str, ""),
+        username=t.get("username", c_nonempty, None),
+        password_file=t.get("password_file", c_path(base), None),
+        mqtt_version=t.get("mqtt_version", c_choice("3.1.1", "5"), "3.1.1"),
+        keepalive_s=t.get("keepalive_s", c_int(5, 3600), 30),
+        tls=t.get("tls", c_bool, False),
+        ca_file=t.get("ca_file", c_path(base), None),
+        cert_file=t.get("cert_file", c_path(base), None),
+        key_file=t.get("key_file", c_path(base), None),
+        tls_insecure=t.get("tls_insecure", c_bool, False),
+        inflight=t.get("inflight", c_int(1, 65535), 32),
+        batch_max=t.get("batch_max", c_int(1, 10_000), 1),
+        batch_max_bytes=t.get("batch_max_bytes", c_int(256, 256 * 1024 * 1024), 16384),
+        rate_limit_per_s=t.get("rate_limit_per_s", c_num(0, 1e9), 0.0),
+        backoff_initial_s=t.get("backoff_initial_s", c_num(0.01, 3600), 1.0),
+        backoff_max_s=t.get("backoff_max_s", c_num(0.01, 86400), 60.0),
+        status_interval_s=t.get("status_interval_s", c_num(1, 86400), 60.0),
+    )
+    if (cfg.cert_file is None) != (cfg.key_file is None):
+        raise ConfigError(t.key("cert_file"), "cert_file and key_file go together (mutual TLS)")
+    if (cfg.ca_file or cfg.cert_file) and not cfg.tls:
+        raise ConfigError(t.key("tls"), "ca_file/cert_file are set but tls = false")
+    if any(c in cfg.topic_prefix for c in "+#"):
+        raise ConfigError(t.key("topic_prefix"), "must not contain MQTT wildcards + or #")
+    t.done()
+    return cfg
+
+
+def _metrics(t: _Table) -> MetricsConfig:
+    cfg = MetricsConfig(listen=t.get("listen", c_hostport, None))
+    t.done()
+    return cfg
+
+
+def load_config(doc: Mapping[str, Any], base_dir: Path | None = None, path: Path | None = None) -> Config:
+    """Build the frozen Config tree from a parsed TOML document. Raises ConfigError."""
+    root = _Table(dict(doc), "")
+    agent = _agent(_Table(root.req("agent", lambda v, p: v), "agent"), base_dir)
+    raw_sources = root.get("sources", lambda v, p: v, [])
+    if not isinstance(raw_sources, list):
+        raise ConfigError("sources", "expected an array of tables ([[sources]])")
+    sources = tuple(_source(_Table(s, f"sources[{i}]"), i) for i, s in enumerate(raw_sources))
+    names = [s.name for s in sources]
+    for i, n in enumerate(names):
+        if names.index(n) != i:
+            raise ConfigError(f"sources[{i}].name", f'duplicate source name "{n}"')
+    upstream = _upstream(_Table(root.get("upstream", lambda v, p: v, {}), "upstream"), base_dir)
+    store = _store(_Table(root.get("store", lambda v, p: v, {}), "store"))
+    lorawan = _lorawan(_Table(root.get("lorawan", lambda v, p: v, {}), "lorawan"))
+    metrics = _metrics(_Table(root.get("metrics", lambda v, p: v, {}), "metrics"))
+    raw_rules = root.get("rules", lambda v, p: v, [])
+    if not isinstance(raw_rules, list):
+        raise ConfigError("rules", "expected an array of tables ([[rules]])")
+    for i, r in enumerate(raw_rules):
+        if not isinstance(r, dict):
+            raise ConfigError(f"rules[{i}]", f"expected a table, got {_type_name(r)}")
+    rules = _load_rules(raw_rules)
+    root.done()
+    return Config(
+        agent=agent,
+        sources=sources,
+        upstream=upstream,
+        store=store,
+        lorawan=lorawan,
+        metrics=metrics,
+        rules=rules,
+        raw_rules=tuple(raw_rules),
+        path=path,
+    )
+
+
+def _load_rules(raw: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """Delegates to the rules package when it provides a loader (it raises ConfigError)."""
+    try:
+        from gateway_agent.rules.config import load_rules
+    except ImportError:  # rules package not built yet
+        if raw:
+            raise ConfigError("rules", "rules are not supported by this build") from None
+        return ()
+    return tuple(load_rules(raw))
+
+
+def read_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file. Raises ConfigError (the path is in the message)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError("", f"{p}: cannot read: {e.strerror or e}") from e
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("", f"{p}: not valid TOML: {e}") from e
+    return load_config(doc, base_dir=p.resolve().parent, path=p.resolve())

@@ -1,0 +1,1 @@
+"""Edge rules. Pure: no IO, no clock (time passed in), no logging."""

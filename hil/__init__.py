@@ -1,0 +1,1 @@
+"""Hardware-in-the-loop: simulated radios, device fleet, packet forwarder and modem emulation."""
