@@ -12,7 +12,8 @@ from gateway_agent.secret import Secret
 
 DEVICE_CLASSES = ("co2", "legionella", "bin", "gully", "other")
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+def _empty() -> Mapping[str, Any]:
+    return MappingProxyType({})
 
 
 def _check_len(name: str, value: bytes | None, n: int) -> None:
@@ -30,7 +31,7 @@ class Device:
     codec: str | None = None
     tags: tuple[str, ...] = ()
     # Per-device settings for codecs/derivations (mount_height_mm, empty_distance_mm, ...)
-    settings: Mapping[str, Any] = field(default=_EMPTY)
+    settings: Mapping[str, Any] = field(default_factory=_empty)
     # ABP
     dev_addr: bytes | None = None
     nwk_s_key: Secret | None = None
@@ -72,10 +73,10 @@ class Reading:
     time_valid: bool = True
     confirmed: bool = False
     codec: str | None = None
-    measurements: Mapping[str, float] = field(default=_EMPTY)
-    flags: Mapping[str, Any] = field(default=_EMPTY)
-    extras: Mapping[str, Any] = field(default=_EMPTY)
-    object: Mapping[str, Any] = field(default=_EMPTY)  # the codec's own output
+    measurements: Mapping[str, float] = field(default_factory=_empty)
+    flags: Mapping[str, Any] = field(default_factory=_empty)
+    extras: Mapping[str, Any] = field(default_factory=_empty)
+    object: Mapping[str, Any] = field(default_factory=_empty)  # the codec's own output
     decode_error: str | None = None
     rx: tuple[RxInfo, ...] = ()
 
