@@ -1,0 +1,3 @@
+from gateway_agent.cli import main
+
+main()

@@ -1,0 +1,74 @@
+"""Rule actions: run a command (argv list, never a shell string) with the alert as JSON on stdin,
+or queue a downlink. Executed by one worker task, after the alert is committed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from gateway_agent.formats import alert_message
+from gateway_agent.logfmt import log_event
+from gateway_agent.model import Alert, Device
+
+log = logging.getLogger(__name__)
+
+
+def run_rule_actions(daemon: Any, alert: Alert, dev: Device) -> None:
+    try:
+        daemon.actions_q.put_nowait((alert, dev))
+    except asyncio.QueueFull:
+        daemon.counters.inc("action_failures", reason="queue_full")
+
+
+async def actions_worker(daemon: Any) -> None:
+    q: asyncio.Queue[tuple[Alert, Device]] = daemon.actions_q
+    while not (daemon.stop.is_set() and q.empty()):
+        try:
+            alert, dev = await asyncio.wait_for(q.get(), timeout=0.5)
+        except TimeoutError:
+            continue
+        rule = next((r for r in daemon.cfg.rules if r.name == alert.rule), None)
+        for action in getattr(rule, "actions", ()) if rule is not None else ():
+            try:
+                await _run_one(daemon, action, alert, dev)
+            except Exception as e:
+                daemon.counters.inc("action_failures", rule=alert.rule, reason=type(e).__name__)
+                log_event(log, logging.WARNING, "action_failed", rule=alert.rule, error=str(e))
+
+
+async def _run_one(daemon: Any, action: Any, alert: Alert, dev: Device) -> None:
+    kind = getattr(action, "kind", None)
+    if kind == "command":
+        argv = [str(a) for a in action.argv]
+        timeout = float(getattr(action, "timeout_s", 10.0))
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        payload = json.dumps(alert_message(alert)).encode()
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(payload), timeout=timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            daemon.counters.inc("action_failures", rule=alert.rule, reason="timeout")
+            log_event(log, logging.WARNING, "action_failed", rule=alert.rule, reason="timeout", argv0=argv[0])
+            return
+        if proc.returncode != 0:
+            daemon.counters.inc("action_failures", rule=alert.rule, reason="exit_status")
+            log_event(log, logging.WARNING, "action_failed", rule=alert.rule, reason="exit_status",
+                      status=proc.returncode, argv0=argv[0], stderr=err.decode(errors="replace")[:200])
+            return
+        daemon.counters.inc("actions_run", rule=alert.rule, kind="command")
+    elif kind == "downlink":
+        if alert.state != "raised":
+            return
+        seq = await daemon.st.call(daemon.store.queue_downlink, dev.dev_eui, int(action.f_port),
+                                   bytes(action.payload), bool(getattr(action, "confirmed", False)))
+        daemon.ingest.pending_downlinks.setdefault(dev.dev_eui, []).append(
+            {"seq": seq, "f_port": int(action.f_port), "payload": bytes(action.payload)})
+        daemon.counters.inc("actions_run", rule=alert.rule, kind="downlink")

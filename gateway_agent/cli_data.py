@@ -1,0 +1,412 @@
+"""CLI commands over devices, readings, alerts, outbox and status (online or offline)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import sys
+import time
+import tomllib
+from typing import Any
+
+import click
+from rich.table import Table
+
+from gateway_agent import views
+from gateway_agent.cli import Ctx, console, emit, fail, hex_arg, main, pass_ctx
+from gateway_agent.config import load_devices
+from gateway_agent.errors import AgentError, ConfigError
+
+
+def _ago(t: float | None) -> str:
+    if not t:
+        return "never"
+    s = time.time() - t
+    if s < 120:
+        return f"{s:.0f}s ago"
+    if s < 7200:
+        return f"{s / 60:.0f}m ago"
+    if s < 172800:
+        return f"{s / 3600:.0f}h ago"
+    return f"{s / 86400:.0f}d ago"
+
+
+def _when(t: float | None) -> str:
+    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+
+
+def parse_since(s: str | None) -> float | None:
+    """`30m`, `2h`, `7d`, an ISO date/time, or seconds."""
+    if not s:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if s[-1:] in units and s[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(s[:-1]) * units[s[-1]]
+    try:
+        return dt.datetime.fromisoformat(s).timestamp()
+    except ValueError:
+        raise click.BadParameter("expected e.g. 30m, 2h, 7d or an ISO date", param_hint="--since") from None
+
+
+def _get(c: Ctx, cmd: str, offline: Any, **args: Any) -> Any:
+    try:
+        if c.online:
+            return c.ask(cmd, **args)
+        store = c.store()
+        try:
+            return offline(store)
+        finally:
+            store.close()
+    except AgentError as e:
+        fail(str(e))
+
+
+# --------------------------------------------------------------------------- status
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def status(c: Ctx, as_json: bool) -> None:
+    """One screen: daemon, gateways, devices, outbox, upstream, DB, clock."""
+    st = _get(c, "status", lambda s: views.status_view(s, c.cfg.store.max_db_mb))
+    if as_json:
+        emit(st)
+        return
+    from gateway_agent.cli_render import render_status
+
+    render_status(console, st)
+
+
+# --------------------------------------------------------------------------- devices
+
+
+@main.group()
+def devices() -> None:
+    """Provisioned devices (keys are never printed)."""
+
+
+@devices.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def devices_list(c: Ctx, as_json: bool) -> None:
+    rows = _get(c, "devices", views.devices_view)
+    if as_json:
+        emit(rows)
+        return
+    t = Table("dev_eui", "name", "class", "codec", "act", "last seen", "rssi", "snr", "battery", "fcnt")
+    for r in rows:
+        batt = f"{r['battery_v']} V" if r.get("battery_v") is not None else (
+            f"{r['battery_pct']} %" if r.get("battery_pct") is not None else "-")
+        t.add_row(r["dev_eui"], r["name"], r["class"], r["codec"] or "-", r["activation"], _ago(r["last_seen"]),
+                  str(r["rssi"] if r["rssi"] is not None else "-"), str(r["snr"] if r["snr"] is not None else "-"),
+                  batt, str(r["fcnt_up"] if r["fcnt_up"] is not None else "-"))
+    console.print(t)
+
+
+@devices.command("show")
+@click.argument("dev_eui")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def devices_show(c: Ctx, dev_eui: str, as_json: bool) -> None:
+    eui = hex_arg(dev_eui, "DEV_EUI", 8).hex()
+    rows = _get(c, "devices", views.devices_view)
+    row = next((r for r in rows if r["dev_eui"] == eui), None)
+    if row is None:
+        fail(f"unknown device {eui}")
+    if as_json:
+        emit(row)
+        return
+    for k, v in row.items():
+        click.echo(f"{k:14} {v}")
+
+
+def _put(c: Ctx, devs_raw: list[dict[str, Any]], origin: str = "cli") -> int:
+    try:
+        devs = load_devices({"device": devs_raw})
+    except ConfigError as e:
+        fail(str(e), 2)
+    if c.online:
+        return int(c.ask("devices_put", devices=devs_raw, origin=origin)["upserted"])
+    store = c.store() if c.cfg.agent.db_path.exists() else _new_store(c)
+    try:
+        return int(store.upsert_devices(devs, origin))
+    finally:
+        store.close()
+
+
+def _new_store(c: Ctx) -> Any:
+    from gateway_agent.store import Store
+
+    c.cfg.agent.state_dir.mkdir(parents=True, exist_ok=True)
+    return Store(c.cfg.agent.db_path, c.cfg.store.synchronous)
+
+
+@devices.command("add")
+@click.argument("dev_eui")
+@click.option("--name", default="")
+@click.option("--class", "device_class", default="other")
+@click.option("--codec")
+@click.option("--tag", "tags", multiple=True)
+@click.option("--dev-addr")
+@click.option("--nwk-s-key", envvar="GA_NWK_S_KEY", help="or env GA_NWK_S_KEY (keeps it out of shell history)")
+@click.option("--app-s-key", envvar="GA_APP_S_KEY", help="or env GA_APP_S_KEY")
+@click.option("--join-eui")
+@click.option("--app-key", envvar="GA_APP_KEY", help="or env GA_APP_KEY")
+@click.option("--setting", "settings", multiple=True, help="KEY=VALUE per-device setting (TOML value)")
+@pass_ctx
+def devices_add(c: Ctx, dev_eui: str, name: str, device_class: str, codec: str | None, tags: tuple[str, ...],
+                dev_addr: str | None, nwk_s_key: str | None, app_s_key: str | None, join_eui: str | None,
+                app_key: str | None, settings: tuple[str, ...]) -> None:
+    """Provision (or update) one ABP or OTAA device."""
+    raw: dict[str, Any] = {"dev_eui": dev_eui, "name": name, "class": device_class, "tags": list(tags)}
+    for k, v in (("codec", codec), ("dev_addr", dev_addr), ("nwk_s_key", nwk_s_key), ("app_s_key", app_s_key),
+                 ("join_eui", join_eui), ("app_key", app_key)):
+        if v:
+            raw[k] = v
+    if settings:
+        st: dict[str, Any] = {}
+        for kv in settings:
+            k, _, v = kv.partition("=")
+            try:
+                st[k] = tomllib.loads(f"v = {v}")["v"]
+            except tomllib.TOMLDecodeError:
+                st[k] = v
+        raw["settings"] = st
+    _put(c, [raw])
+    click.echo(f"added {hex_arg(dev_eui, 'DEV_EUI', 8).hex()}")
+
+
+@devices.command("remove")
+@click.argument("dev_eui")
+@pass_ctx
+def devices_remove(c: Ctx, dev_eui: str) -> None:
+    eui = hex_arg(dev_eui, "DEV_EUI", 8)
+    if c.online:
+        ok = c.ask("device_remove", dev_eui=eui.hex())["removed"]
+    else:
+        store = c.store()
+        try:
+            ok = store.remove_device(eui)
+        finally:
+            store.close()
+    if not ok:
+        fail(f"unknown device {eui.hex()}")
+    click.echo(f"removed {eui.hex()}")
+
+
+@devices.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@pass_ctx
+def devices_import(c: Ctx, file: str) -> None:
+    """Import a devices TOML file ([[device]] tables)."""
+    try:
+        with open(file, "rb") as f:
+            doc = tomllib.load(f)
+        raw = doc.get("device", [])
+        load_devices(doc)
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        fail(f"{file}: {e}", 2)
+    except ConfigError as e:
+        fail(f"{file}: {e}", 2)
+    from rich.progress import track
+
+    n = 0
+    chunk = 200
+    for i in track(range(0, len(raw), chunk), description="importing", console=console,
+                   disable=not sys.stderr.isatty()):
+        n += _put(c, raw[i:i + chunk], origin="import")
+    click.echo(f"imported {n} devices")
+
+
+@devices.command("export")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def devices_export(c: Ctx, as_json: bool) -> None:
+    """Export device definitions without keys (TOML, or JSON with --json)."""
+    rows = _get(c, "devices", views.devices_view)
+    out = [{k: r[k] for k in ("dev_eui", "name", "class", "codec", "tags", "activation", "dev_addr", "join_eui",
+                                "settings")} for r in rows]
+    if as_json:
+        emit(out)
+        return
+    for r in out:
+        click.echo("[[device]]")
+        for k in ("dev_eui", "name", "class", "codec", "dev_addr", "join_eui"):
+            if r.get(k):
+                click.echo(f'{k} = "{r[k]}"')
+        if r["tags"]:
+            click.echo("tags = [" + ", ".join(f'"{t}"' for t in r["tags"]) + "]")
+        click.echo(f"# {r['activation']}: keys not exported\n")
+
+
+@devices.command("downlink")
+@click.argument("dev_eui")
+@click.option("--fport", type=click.IntRange(1, 223), required=True)
+@click.option("--confirmed", is_flag=True)
+@click.argument("hex_payload")
+@pass_ctx
+def devices_downlink(c: Ctx, dev_eui: str, fport: int, confirmed: bool, hex_payload: str) -> None:
+    """Queue an application downlink; it goes out in the device's next RX1 window."""
+    eui = hex_arg(dev_eui, "DEV_EUI", 8)
+    payload = hex_arg(hex_payload, "HEX")
+    if c.online:
+        seq = c.ask("downlink", dev_eui=eui.hex(), f_port=fport, payload=payload.hex(), confirmed=confirmed)["queued"]
+    else:
+        store = c.store()
+        try:
+            if store.device(eui) is None:
+                fail(f"unknown device {eui.hex()}")
+            seq = store.queue_downlink(eui, fport, payload, confirmed)
+        finally:
+            store.close()
+    click.echo(f"queued downlink {seq} for {eui.hex()}")
+
+
+# --------------------------------------------------------------------------- readings / alerts / outbox
+
+
+@main.group()
+def readings() -> None:
+    """Stored readings."""
+
+
+@readings.command("show")
+@click.option("--device", "dev_eui")
+@click.option("--since")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def readings_show(c: Ctx, dev_eui: str | None, since: str | None, limit: int, as_json: bool) -> None:
+    eui = hex_arg(dev_eui, "--device", 8) if dev_eui else None
+    t0 = parse_since(since)
+    rows = _get(c, "readings", lambda s: s.readings(eui, t0, limit), dev_eui=eui.hex() if eui else None,
+                since=t0, limit=limit)
+    if as_json:
+        emit(rows)
+        return
+    _print_readings(rows)
+
+
+def _print_readings(rows: list[dict[str, Any]]) -> None:
+    t = Table("time", "dev_eui", "fcnt", "port", "measurements", "rssi", "snr")
+    for r in rows:
+        m = ", ".join(f"{k}={v}" for k, v in r["measurements"].items()) or (r.get("decode_error") or r["payload"])
+        t.add_row(_when(r["time"]), r["dev_eui"], str(r["fcnt"]), str(r["f_port"]), m, str(r["rssi"]), str(r["snr"]))
+    console.print(t)
+
+
+@readings.command("tail")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--count", type=int, default=0, help="stop after N readings (0: follow until Ctrl-C)")
+@pass_ctx
+def readings_tail(c: Ctx, as_json: bool, count: int) -> None:
+    """Follow readings live (needs the daemon running)."""
+    from gateway_agent.control import stream
+
+    if not c.online:
+        fail("the daemon is not running (readings tail follows it live); use `readings show`")
+    n = 0
+    try:
+        for r in stream(c.cfg.agent.control_path, "readings_tail"):
+            if as_json:
+                emit(r)
+            else:
+                m = " ".join(f"{k}={v}" for k, v in r["measurements"].items()) or r.get("decode_error") or r["payload"]
+                click.echo(f"{_when(r['time'])} {r['dev_eui']} fcnt={r['fcnt']} {m} rssi={r['rssi']} snr={r['snr']}")
+            n += 1
+            if count and n >= count:
+                break
+    except KeyboardInterrupt:
+        pass
+
+
+@main.group()
+def alerts() -> None:
+    """Alerts raised by edge rules."""
+
+
+@alerts.command("list")
+@click.option("--open", "only_open", is_flag=True, help="only raised, unacknowledged alerts")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def alerts_list(c: Ctx, only_open: bool, limit: int, as_json: bool) -> None:
+    rows = _get(c, "alerts", lambda s: s.alerts(limit, only_open), limit=limit, open=only_open)
+    if as_json:
+        emit(rows)
+        return
+    t = Table("time", "id", "dev_eui", "rule", "state", "severity", "value", "acked")
+    for a in rows:
+        t.add_row(_when(a["time"]), a["id"], a["dev_eui"], a["rule"], a["state"], a["severity"],
+                  f"{a['measurement']}={a['value']}", "yes" if a["acked"] else "")
+    console.print(t)
+
+
+@alerts.command("ack")
+@click.argument("alert_id")
+@pass_ctx
+def alerts_ack(c: Ctx, alert_id: str) -> None:
+    ok = _get(c, "alert_ack", lambda s: {"acked": s.ack_alert(alert_id)}, id=alert_id)["acked"]
+    if not ok:
+        fail(f"no alert {alert_id}")
+    click.echo(f"acknowledged {alert_id}")
+
+
+@main.group()
+def outbox() -> None:
+    """The upstream queue."""
+
+
+@outbox.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def outbox_status(c: Ctx, as_json: bool) -> None:
+    st = _get(c, "outbox", views.outbox_view)
+    if as_json:
+        emit(st)
+        return
+    age = st["oldest_age_s"]
+    click.echo(f"{st['depth']} messages waiting {st['by_kind']}; oldest {age if age is not None else '-'} s")
+
+
+@outbox.command("retry")
+@pass_ctx
+def outbox_retry(c: Ctx) -> None:
+    """Reconnect upstream now instead of waiting for the backoff."""
+    if not c.online:
+        fail("the daemon is not running")
+    c.ask("outbox_retry")
+    click.echo("upstream retry requested")
+
+
+@main.command("export")
+@click.option("--since")
+@click.option("--device", "dev_eui")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="file (default: stdout)")
+@pass_ctx
+def export(c: Ctx, since: str | None, dev_eui: str | None, fmt: str, output: str | None) -> None:
+    """Export stored readings as CSV (one row per measurement) or JSON."""
+    eui = hex_arg(dev_eui, "--device", 8) if dev_eui else None
+    t0 = parse_since(since)
+    rows = _get(c, "readings", lambda s: s.readings(eui, t0, 10_000_000), dev_eui=eui.hex() if eui else None,
+                since=t0, limit=10_000_000)
+    if fmt == "json":
+        text = "\n".join(__import__("json").dumps(r, default=str) for r in rows) + ("\n" if rows else "")
+    else:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["time", "dev_eui", "fcnt", "f_port", "measurement", "value"])
+        for r in rows:
+            iso = dt.datetime.fromtimestamp(r["time"], dt.UTC).isoformat()
+            for k, v in r["measurements"].items():
+                w.writerow([iso, r["dev_eui"], r["fcnt"], r["f_port"], k, v])
+        text = buf.getvalue()
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+        click.echo(f"exported {len(rows)} readings to {output}", err=True)
+    else:
+        sys.stdout.write(text)

@@ -1,0 +1,130 @@
+"""The daemon's control commands (reads and live actions), registered on a ControlServer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from gateway_agent import views
+from gateway_agent.config import load_devices
+from gateway_agent.control import ControlServer
+
+
+def register(ctl: ControlServer, d: Any) -> None:  # d: gateway_agent.daemon.Daemon
+    call = d.st.call
+    store = d.store
+
+    def live() -> dict[str, Any]:
+        gateways: dict[str, Any] = {}
+        sources = []
+        for s in d.sources:
+            st = s.stats()
+            sources.append({"name": s.name, **{k: v for k, v in st.items() if k != "gateways"}})
+            gateways.update(st.get("gateways", {}) if isinstance(st.get("gateways"), dict) else {})
+        fw = d.forwarder
+        return {
+            "daemon": {
+                "running": True,
+                "pid": __import__("os").getpid(),
+                "version": d.status_figures()["version"],
+                "started": d.started,
+                "uptime_s": round(time.monotonic() - d.started_mono, 1),
+                "healthy": d.healthy(),
+            },
+            "sources": sources,
+            "gateways": gateways,
+            "upstream": {
+                "host": d.cfg.upstream.host,
+                "port": d.cfg.upstream.port,
+                "tls": d.cfg.upstream.tls,
+                "connected": fw.connected,
+                "connected_since": fw.connected_since,
+                "last_error": fw.last_error,
+                "published": fw.published,
+            },
+            "ingest": {"accepted": d.ingest.accepted, "refused": d.ingest.refused,
+                       "queue": d.frames.qsize()},
+            "counters": d.counters.snapshot(),
+        }
+
+    @ctl.command("ping")
+    async def ping(req: dict[str, Any]) -> Any:
+        return {"pong": True, "pid": __import__("os").getpid()}
+
+    @ctl.command("status")
+    async def status(req: dict[str, Any]) -> Any:
+        lv = live()
+        return await call(views.status_view, store, d.cfg.store.max_db_mb, lv)
+
+    @ctl.command("counters")
+    async def counters(req: dict[str, Any]) -> Any:
+        return d.counters.snapshot()
+
+    @ctl.command("devices")
+    async def devices(req: dict[str, Any]) -> Any:
+        return await call(views.devices_view, store)
+
+    @ctl.command("devices_put")
+    async def devices_put(req: dict[str, Any]) -> Any:
+        devs = load_devices({"device": req["devices"]})
+        n = await call(store.upsert_devices, devs, req.get("origin", "cli"))
+        await call(d.ingest.load)
+        return {"upserted": n}
+
+    @ctl.command("device_remove")
+    async def device_remove(req: dict[str, Any]) -> Any:
+        ok = await call(store.remove_device, bytes.fromhex(req["dev_eui"]))
+        await call(d.ingest.load)
+        return {"removed": ok}
+
+    @ctl.command("readings")
+    async def readings(req: dict[str, Any]) -> Any:
+        dev = bytes.fromhex(req["dev_eui"]) if req.get("dev_eui") else None
+        return await call(store.readings, dev, req.get("since"), int(req.get("limit", 1000)))
+
+    @ctl.command("alerts")
+    async def alerts(req: dict[str, Any]) -> Any:
+        return await call(store.alerts, int(req.get("limit", 100)), bool(req.get("open", False)))
+
+    @ctl.command("alert_ack")
+    async def alert_ack(req: dict[str, Any]) -> Any:
+        return {"acked": await call(store.ack_alert, req["id"])}
+
+    @ctl.command("outbox")
+    async def outbox(req: dict[str, Any]) -> Any:
+        return await call(views.outbox_view, store)
+
+    @ctl.command("outbox_retry")
+    async def outbox_retry(req: dict[str, Any]) -> Any:
+        d.forwarder.retry_now()
+        return {"retrying": True}
+
+    @ctl.command("downlink")
+    async def downlink(req: dict[str, Any]) -> Any:
+        eui = bytes.fromhex(req["dev_eui"])
+        if eui not in d.ingest.devices:
+            raise ValueError(f"unknown device {req['dev_eui']}")
+        payload = bytes.fromhex(req["payload"])
+        seq = await call(store.queue_downlink, eui, int(req["f_port"]), payload, bool(req.get("confirmed")))
+        d.ingest.pending_downlinks.setdefault(eui, []).append(
+            {"seq": seq, "f_port": int(req["f_port"]), "payload": payload})
+        return {"queued": seq}
+
+    @ctl.command("reload")
+    async def reload(req: dict[str, Any]) -> Any:
+        return await d.reload()
+
+    async def tail(req: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        rows = await call(store.readings, None, None, 1)
+        last = rows[-1]["seq"] if rows else 0
+        while not d.stop.is_set():
+            rows = await call(store.readings, None, None, 500, last)
+            for r in rows:
+                last = r["seq"]
+                writer.write(json.dumps(r, default=str).encode() + b"\n")
+            await writer.drain()
+            await asyncio.sleep(0.3)
+
+    ctl.streams["readings_tail"] = tail

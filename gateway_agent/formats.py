@@ -1,0 +1,159 @@
+"""Upstream message structures (ChirpStack v4 field names where they apply) and their encodings.
+
+The ingest path builds message dicts once, stores them in the outbox as JSON text; the forwarder
+encodes them for the wire (JSON as stored, or CBOR single/batched). camelCase lives only here.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import cbor2
+
+from gateway_agent.lorawan.radio import RxInfo
+from gateway_agent.model import Alert, Reading
+
+BATCH_TOPIC = "batch/up"
+
+
+def iso_time(t: float) -> str:
+    """RFC 3339 UTC with microseconds and Z, as ChirpStack writes it."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _rx_json(rx: RxInfo) -> dict[str, Any]:
+    d: dict[str, Any] = {"gatewayId": rx.gateway_id, "time": iso_time(rx.rx_wall)}
+    if rx.rssi_dbm is not None:
+        d["rssi"] = rx.rssi_dbm
+    if rx.snr_db is not None:
+        d["snr"] = rx.snr_db
+    if rx.channel is not None:
+        d["channel"] = rx.channel
+    if rx.rf_chain is not None:
+        d["rfChain"] = rx.rf_chain
+    if rx.antenna is not None:
+        d["antenna"] = rx.antenna
+    if rx.board is not None:
+        d["board"] = rx.board
+    if rx.tmst is not None:
+        d["context"] = base64.b64encode(rx.tmst.to_bytes(4, "big")).decode()
+    if rx.gw_time is not None:
+        d["gwTime"] = rx.gw_time
+    d["crcStatus"] = "CRC_OK"
+    return d
+
+
+def _tx_json(rx: RxInfo) -> dict[str, Any]:
+    if rx.modulation == "FSK":
+        return {"frequency": rx.freq_hz, "modulation": {"fsk": {"datarate": rx.bitrate}}}
+    cr = (rx.code_rate or "4/5").replace("/", "_")
+    return {
+        "frequency": rx.freq_hz,
+        "modulation": {
+            "lora": {
+                "bandwidth": (rx.bw_khz or 125) * 1000,
+                "spreadingFactor": rx.sf,
+                "codeRate": f"CR_{cr}",
+            }
+        },
+    }
+
+
+def uplink_message(
+    r: Reading, gateway_id: str, device_name: str = "", tags: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The `devices/{dev_eui}/up` object of DESIGN.md."""
+    msg: dict[str, Any] = {
+        "id": r.id,
+        "gatewayId": gateway_id,
+        "time": iso_time(r.time),
+        "timeValid": r.time_valid,
+        "deviceInfo": {"devEui": r.dev_eui.hex(), "deviceName": device_name, "tags": list(tags)},
+        "devEui": r.dev_eui.hex(),
+        "devAddr": r.dev_addr.hex(),
+        "fCnt": r.fcnt,
+        "fPort": r.f_port,
+        "confirmed": r.confirmed,
+        "data": base64.b64encode(r.payload).decode(),
+        "object": dict(r.object),
+        "measurements": dict(r.measurements),
+        "rxInfo": [_rx_json(x) for x in r.rx],
+        "txInfo": _tx_json(r.rx[0]) if r.rx else {},
+    }
+    if r.flags:
+        msg["flags"] = dict(r.flags)
+    if r.extras:
+        msg["extras"] = dict(r.extras)
+    if r.codec:
+        msg["codec"] = r.codec
+    if r.decode_error:
+        msg["decodeError"] = r.decode_error
+    return msg
+
+
+def alert_message(a: Alert) -> dict[str, Any]:
+    """The `devices/{dev_eui}/alert` object of DESIGN.md."""
+    return {
+        "id": a.id,
+        "devEui": a.dev_eui.hex(),
+        "rule": a.rule,
+        "state": a.state,
+        "severity": a.severity,
+        "measurement": a.measurement,
+        "value": a.value,
+        "time": iso_time(a.time),
+        "message": a.message,
+    }
+
+
+def event_message(event_id: str, kind: str, t: float, data: Mapping[str, Any]) -> dict[str, Any]:
+    """An `events` object: data dropped, config reloaded, clock jump, database recovered, ..."""
+    return {"id": event_id, "event": kind, "time": iso_time(t), **dict(data)}
+
+
+def dumps(obj: Mapping[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_json_default)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, bytes):
+        return o.hex()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+# --------------------------------------------------------------------------- wire encodings
+
+
+def _cbor_ready(obj: dict[str, Any]) -> dict[str, Any]:
+    """CBOR carries the payload as a byte string instead of base64 text."""
+    out = dict(obj)
+    if isinstance(out.get("data"), str):
+        try:
+            out["data"] = base64.b64decode(out["data"])
+        except ValueError:
+            pass
+    return out
+
+
+def encode_single(body_json: str, fmt: str) -> bytes:
+    if fmt == "json":
+        return body_json.encode()
+    return bytes(cbor2.dumps(_cbor_ready(json.loads(body_json))))
+
+
+def encode_batch(bodies: Sequence[str]) -> bytes:
+    """A CBOR array of reading objects: one message for many readings (metered backhaul)."""
+    return bytes(cbor2.dumps([_cbor_ready(json.loads(b)) for b in bodies]))
+
+
+def decode_payload(payload: bytes, fmt: str) -> Any:
+    """For consumers and tests: the inverse of encode_single / encode_batch."""
+    if fmt == "json":
+        return json.loads(payload)
+    return cbor2.loads(payload)

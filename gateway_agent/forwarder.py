@@ -1,0 +1,348 @@
+"""MQTT store-and-forward: the outbox table is the queue; a row is deleted only after PUBACK.
+
+One connection loop with capped exponential backoff and full jitter; inside it a sliding window of
+QoS 1 publishes (aiomqtt's `publish` returns on PUBACK). Alerts and events go before readings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiomqtt
+
+from gateway_agent.config import UpstreamConfig
+from gateway_agent.errors import UpstreamError
+from gateway_agent.formats import BATCH_TOPIC, dumps, encode_batch, encode_single
+from gateway_agent.logfmt import log_event
+from gateway_agent.metrics import Counters
+from gateway_agent.store import PRIO_READING, OutboxRow, Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+StoreCall = Callable[..., Awaitable[Any]]
+_UPSTREAM_ERRORS = (aiomqtt.MqttError, UpstreamError, OSError, ssl.SSLError)
+
+
+def _first_leaf(eg: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+    e: BaseException = eg
+    while isinstance(e, BaseExceptionGroup):
+        e = e.exceptions[0]
+    return e
+
+
+STABLE_CONNECTION_S = 10.0  # a connection must live this long before the backoff resets
+
+
+def read_password(cfg: UpstreamConfig) -> str | None:
+    if cfg.password_file is None:
+        return None
+    try:
+        return cfg.password_file.read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise UpstreamError(f"cannot read upstream.password_file: {e.strerror}") from e
+
+
+def tls_context(cfg: UpstreamConfig) -> ssl.SSLContext | None:
+    if not cfg.tls:
+        return None
+    try:
+        ctx = ssl.create_default_context(cafile=str(cfg.ca_file) if cfg.ca_file else None)
+        if cfg.cert_file and cfg.key_file:
+            ctx.load_cert_chain(str(cfg.cert_file), str(cfg.key_file))
+    except (OSError, ssl.SSLError) as e:
+        raise UpstreamError(f"TLS setup failed: {e}") from e
+    if cfg.tls_insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Backoff:
+    """Exponential backoff with full jitter: sleep uniform(0, min(cap, base * 2**n))."""
+
+    def __init__(self, base_s: float, cap_s: float, rng: random.Random | None = None) -> None:
+        self.base_s, self.cap_s = base_s, cap_s
+        self.attempt = 0
+        self.rng = rng or random.Random()
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap_s, self.base_s * (2 ** min(self.attempt, 30)))
+        self.attempt += 1
+        return self.rng.uniform(0, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class RateLimiter:
+    """Token bucket for the upstream message-rate ceiling (0 = unlimited)."""
+
+    def __init__(self, rate_per_s: float) -> None:
+        self.rate = rate_per_s
+        self.tokens = max(1.0, rate_per_s)
+        self.last = time.monotonic()
+
+    async def acquire(self) -> None:
+        if self.rate <= 0:
+            return
+        while True:
+            now = time.monotonic()
+            self.tokens = min(max(1.0, self.rate), self.tokens + (now - self.last) * self.rate)
+            self.last = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+class Forwarder:
+    def __init__(
+        self,
+        cfg: UpstreamConfig,
+        gateway_id: str,
+        store: Store,
+        store_call: StoreCall,
+        counters: Counters,
+        status_figures: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.gateway_id = gateway_id
+        self.store = store
+        self.store_call = store_call
+        self.counters = counters
+        self.status_figures = status_figures or (lambda: {})
+        self.wake = asyncio.Event()  # set by ingest after each commit
+        self.connected = False
+        self.last_error: str | None = None
+        self.connected_since: float | None = None
+        self.published = 0
+        self._backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
+        self._limiter = RateLimiter(cfg.rate_limit_per_s)
+        self._retry = asyncio.Event()
+
+    def retry_now(self) -> None:
+        """Skip the current backoff wait (CLI `outbox retry`)."""
+        self._backoff.reset()
+        self._retry.set()
+        self.wake.set()
+
+    # -- topics --------------------------------------------------------------------------
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.cfg.topic_prefix}/{self.gateway_id}/{suffix}"
+
+    def _status_payload(self, state: str) -> bytes:
+        body = {"state": state, "gatewayId": self.gateway_id, "time": time.time()}
+        if state == "online":
+            body.update(self.status_figures())
+        return dumps(body).encode()
+
+    def _client(self) -> aiomqtt.Client:
+        proto = (
+            aiomqtt.ProtocolVersion.V5
+            if self.cfg.mqtt_version == "5"
+            else aiomqtt.ProtocolVersion.V311
+        )
+        return aiomqtt.Client(
+            self.cfg.host,
+            self.cfg.port,
+            identifier=self.cfg.client_id or f"gateway-agent-{self.gateway_id}",
+            username=self.cfg.username,
+            password=read_password(self.cfg),
+            protocol=proto,
+            keepalive=self.cfg.keepalive_s,
+            clean_session=None if proto == aiomqtt.ProtocolVersion.V5 else True,
+            will=aiomqtt.Will(
+                self.topic("status"), self._status_payload("offline"), qos=1, retain=True
+            ),
+            tls_context=tls_context(self.cfg),
+            max_inflight_messages=self.cfg.inflight,
+            max_queued_outgoing_messages=0,
+            timeout=10,
+        )
+
+    # -- main loop -----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self.cfg.enabled:
+            log_event(log, logging.INFO, "upstream_disabled")
+            await stop.wait()
+            return
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                client = self._client()
+                async with client:
+                    self.connected = True
+                    self.connected_since = time.time()
+                    self.last_error = None
+                    self.counters.inc("upstream_connects")
+                    log_event(
+                        log,
+                        logging.INFO,
+                        "upstream_connected",
+                        host=self.cfg.host,
+                        port=self.cfg.port,
+                        tls=self.cfg.tls,
+                    )
+                    await client.publish(
+                        self.topic("status"),
+                        self._status_payload("online"),
+                        qos=1,
+                        retain=True,
+                        timeout=10,
+                    )
+                    await self._drain(client, stop)
+                    if stop.is_set():
+                        await client.publish(
+                            self.topic("status"),
+                            self._status_payload("offline"),
+                            qos=1,
+                            retain=True,
+                            timeout=2,
+                        )
+            except BaseExceptionGroup as eg:
+                e = _first_leaf(eg)
+                if not isinstance(e, _UPSTREAM_ERRORS):
+                    raise
+                self._note_error(e)
+            except _UPSTREAM_ERRORS as e:
+                self._note_error(e)
+            finally:
+                self.connected = False
+            if stop.is_set():
+                break
+            if time.monotonic() - started >= STABLE_CONNECTION_S:
+                self._backoff.reset()
+            delay = self._backoff.next_delay()
+            log_event(log, logging.INFO, "upstream_retry", delay_s=round(delay, 2))
+            self._retry.clear()
+            waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._retry.wait())}
+            _, pending = await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+
+    def _note_error(self, e: BaseException) -> None:
+        self.last_error = str(e) or type(e).__name__
+        self.counters.inc("upstream_errors")
+        log_event(log, logging.WARNING, "upstream_disconnected", error=self.last_error)
+
+    async def _drain(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        """Publish outbox rows in (priority, seq) order with up to `inflight` awaiting PUBACK."""
+        window = self.cfg.inflight
+        inflight: set[int] = set()  # seqs published, PUBACK pending
+        acked: list[int] = []  # seqs acknowledged, not yet deleted
+        pending_delete: set[int] = set()
+        failed: list[BaseException] = []
+        next_status = time.monotonic() + self.cfg.status_interval_s
+        slots = asyncio.Semaphore(window)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def publish(seqs: list[int], topic: str, payload: bytes) -> None:
+            try:
+                await client.publish(topic, payload, qos=1, timeout=30)
+                acked.extend(seqs)
+                self.published += len(seqs)
+                self.counters.inc("upstream_published", len(seqs))
+            except Exception as e:  # surfaced by the loop below as a plain exception
+                failed.append(e)
+            finally:
+                inflight.difference_update(seqs)
+                slots.release()
+
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                if failed:
+                    raise failed[0]
+                tasks = {t for t in tasks if not t.done()}
+                if acked:
+                    done, acked[:] = list(acked), []
+                    pending_delete.update(done)
+                    await self.store_call(self.store.outbox_delete, done)
+                    pending_delete.difference_update(done)
+                if stop.is_set():
+                    break
+                if time.monotonic() >= next_status:
+                    next_status = time.monotonic() + self.cfg.status_interval_s
+                    tasks.add(tg.create_task(self._publish_status(client), name="status"))
+                busy = inflight | pending_delete
+                rows: list[OutboxRow] = await self.store_call(
+                    self.store.outbox_fetch, max(window * 4, 256) + len(busy)
+                )
+                rows = [r for r in rows if r.seq not in busy]
+                if not rows:
+                    self.wake.clear()
+                    if inflight or acked:
+                        await asyncio.sleep(0.005)
+                        continue
+                    try:
+                        await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                    except TimeoutError:
+                        pass
+                    continue
+                for seqs, topic, payload in self._messages(rows):
+                    await slots.acquire()
+                    if failed:
+                        slots.release()
+                        raise failed[0]
+                    await self._limiter.acquire()
+                    inflight.update(seqs)
+                    tasks.add(tg.create_task(publish(seqs, topic, payload), name="publish"))
+                    if acked and len(acked) >= 256:
+                        break
+            # Stop: wait (bounded) for in-flight PUBACKs; unacked rows stay in the outbox.
+            deadline = time.monotonic() + 2.0
+            while inflight and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            if acked:
+                await self.store_call(self.store.outbox_delete, list(acked))
+            for t in tasks:
+                t.cancel()
+
+    async def _publish_status(self, client: aiomqtt.Client) -> None:
+        try:
+            await client.publish(
+                self.topic("status"), self._status_payload("online"), qos=1, retain=True, timeout=30
+            )
+        except aiomqtt.MqttError as e:
+            log_event(log, logging.DEBUG, "status_publish_failed", error=str(e))
+
+    def _messages(self, rows: list[OutboxRow]) -> list[tuple[list[int], str, bytes]]:
+        fmt = self.cfg.format
+        out: list[tuple[list[int], str, bytes]] = []
+        batch: list[OutboxRow] = []
+        batch_bytes = 0
+
+        def flush() -> None:
+            nonlocal batch, batch_bytes
+            if batch:
+                out.append(
+                    (
+                        [r.seq for r in batch],
+                        self.topic(BATCH_TOPIC),
+                        encode_batch([r.body for r in batch]),
+                    )
+                )
+                batch, batch_bytes = [], 0
+
+        for r in rows:
+            if fmt == "cbor" and self.cfg.batch_max > 1 and r.priority == PRIO_READING:
+                size = len(r.body) // 2
+                if batch and (
+                    len(batch) >= self.cfg.batch_max
+                    or batch_bytes + size > self.cfg.batch_max_bytes
+                ):
+                    flush()
+                batch.append(r)
+                batch_bytes += size
+                continue
+            flush()
+            out.append(([r.seq], self.topic(r.topic), encode_single(r.body, fmt)))
+        flush()
+        return out

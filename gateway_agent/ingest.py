@@ -1,0 +1,459 @@
+"""The ingest loop: frames -> dedup -> LoRaWAN core -> decode -> rules -> one group commit.
+
+Owns the in-memory session cache (DevAddr -> sessions) and the pending `Batch`. A frame counts as
+accepted only once its batch is committed (invariant 1); post-commit actions (ACKs, join-accepts,
+rule actions) run only after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import decoders
+from gateway_agent.config import Config
+from gateway_agent.errors import BadInput, CodecError, DiskFullError, StoreError
+from gateway_agent.formats import alert_message, dumps, event_message, uplink_message
+from gateway_agent.logfmt import RateLimitedLog, log_event
+from gateway_agent.lorawan import frame as lw_frame
+from gateway_agent.lorawan import join as lw_join
+from gateway_agent.lorawan import region as lw_region
+from gateway_agent.lorawan.dedup import DedupWindow, FrameGroup
+from gateway_agent.lorawan.downlink import build_downlink
+from gateway_agent.lorawan.radio import DownlinkTx, RadioFrame, RxInfo
+from gateway_agent.lorawan.session import (
+    DeviceSession,
+    UplinkAccepted,
+    UplinkRejected,
+    UplinkRetransmission,
+    verify_uplink,
+)
+from gateway_agent.metrics import Counters
+from gateway_agent.model import Alert, Device, Reading, reading_id
+from gateway_agent.store import PRIO_ALERT, PRIO_EVENT, PRIO_READING, Batch, Store
+
+log = logging.getLogger(__name__)
+StoreCall = Callable[..., Awaitable[Any]]
+WALL_CLOCK_VALID_AFTER = 1_700_000_000.0  # 2023-11: a Pi that booted without NTP says 1970
+
+
+@dataclass(slots=True)
+class PostCommit:
+    downlinks: list[tuple[DownlinkTx, bytes | None]] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+
+
+class Ingest:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        store_call: StoreCall,
+        counters: Counters,
+        send_downlink: Callable[[DownlinkTx], bool],
+        on_commit: Callable[[], None],
+        run_actions: Callable[[Alert, Device], None] | None = None,
+        can_downlink: Callable[[str], bool] = lambda gateway_id: False,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.store_call = store_call
+        self.counters = counters
+        self.send_downlink = send_downlink
+        self.on_commit = on_commit
+        self.run_actions = run_actions
+        self.can_downlink = can_downlink
+        self.pending_downlinks: dict[bytes, list[dict[str, Any]]] = {}
+        self.limiter = RateLimitedLog(log, window_s=10.0)
+        self.dedup = DedupWindow(cfg.lorawan.dedup_window_ms / 1000.0)
+        self.devices: dict[bytes, Device] = {}
+        self.sessions: dict[bytes, list[DeviceSession]] = {}  # dev_addr -> sessions
+        self.by_join: dict[tuple[bytes, bytes], Device] = {}  # (join_eui, dev_eui) -> device
+        self.rule_states: dict[tuple[str, str], Any] = {}
+        self.batch = Batch()
+        self.post = PostCommit()
+        self.batch_started: float | None = None
+        self.heartbeat = time.monotonic()
+        self.accepted = 0
+        self.refused = 0
+        self.last_uplink: dict[bytes, float] = {}
+        self._flush_lock = asyncio.Lock()
+
+    # -- cache ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """(Re)load devices, sessions and rule state from the store. Call from the store thread."""
+        devices: dict[bytes, Device] = {}
+        sessions: dict[bytes, list[DeviceSession]] = {}
+        by_join: dict[tuple[bytes, bytes], Device] = {}
+        for dev, st in self.store.devices():
+            devices[dev.dev_eui] = dev
+            if dev.join_eui is not None:
+                by_join[(dev.join_eui, dev.dev_eui)] = dev
+            if dev.dev_addr and dev.nwk_s_key and dev.app_s_key:
+                s = DeviceSession(
+                    dev_eui=dev.dev_eui,
+                    dev_addr=dev.dev_addr,
+                    nwk_s_key=dev.nwk_s_key.reveal_bytes(),
+                    app_s_key=dev.app_s_key.reveal_bytes(),
+                    fcnt_up=st["fcnt_up"],
+                    fcnt_down=st["fcnt_down"],
+                    relaxed_fcnt=dev.relaxed_fcnt,
+                )
+                sessions.setdefault(dev.dev_addr, []).append(s)
+        self.devices, self.sessions, self.by_join = devices, sessions, by_join
+        self.rule_states = dict(self.store.rule_states())
+
+    def _set_session(self, s: DeviceSession) -> None:
+        lst = [x for x in self.sessions.get(s.dev_addr, []) if x.dev_eui != s.dev_eui]
+        for addr, other in list(self.sessions.items()):  # an OTAA rejoin moves the device
+            if addr != s.dev_addr and any(x.dev_eui == s.dev_eui for x in other):
+                self.sessions[addr] = [x for x in other if x.dev_eui != s.dev_eui]
+        lst.append(s)
+        self.sessions[s.dev_addr] = lst
+
+    # -- main loop -----------------------------------------------------------------------
+
+    async def run(self, frames: asyncio.Queue[RadioFrame], stop: asyncio.Event) -> None:
+        interval = self.cfg.store.commit_interval_ms / 1000.0
+        while True:
+            self.heartbeat = time.monotonic()
+            now = time.monotonic()
+            deadline = self.dedup.next_deadline()
+            timeout = 0.5
+            if deadline is not None:
+                timeout = min(timeout, max(0.0, deadline - now))
+            if self.batch_started is not None:
+                timeout = min(timeout, max(0.0, self.batch_started + interval - now))
+            if stop.is_set() and frames.empty():
+                break
+            try:
+                fr = await asyncio.wait_for(frames.get(), timeout=timeout) if timeout > 0 else frames.get_nowait()
+                self._add_frame(fr)
+                # Drain what is already queued without yielding per frame.
+                for _ in range(2000):
+                    try:
+                        self._add_frame(frames.get_nowait())
+                    except asyncio.QueueEmpty:
+                        break
+            except (TimeoutError, asyncio.QueueEmpty):
+                pass
+            for group in self.dedup.pop_due(time.monotonic()):
+                self._guard(self.handle_group, group)
+            if self.batch_started is not None and (
+                time.monotonic() - self.batch_started >= interval or len(self.batch) >= self.cfg.store.commit_rows
+            ):
+                await self.flush()
+        # Stop: everything still in the dedup window is handled now, then the last batch.
+        for group in self.dedup.pop_due(float("inf")):
+            self._guard(self.handle_group, group)
+        await self.flush()
+
+    def _add_frame(self, fr: RadioFrame) -> None:
+        self.counters.inc("frames_received")
+        if not self.dedup.add(fr, time.monotonic()):
+            self.counters.inc("frames_duplicate")
+
+    def _guard(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except BadInput as e:
+            self.counters.bad_input(e.reason)
+            self.limiter.warn("uplink_rejected", reason=e.reason)
+        except Exception:
+            self.counters.internal_error("ingest")
+            self.limiter.exception("internal_error", where="ingest")
+
+    # -- per frame -----------------------------------------------------------------------
+
+    def handle_group(self, group: FrameGroup) -> None:
+        phy = lw_frame.parse_phy(group.phy_payload)
+        if isinstance(phy, lw_frame.JoinRequest):
+            self.handle_join(phy, group)
+        elif isinstance(phy, lw_frame.DataFrame):
+            if not phy.uplink:
+                self.counters.bad_input("downlink_heard")
+                return
+            self.handle_data(phy, group)
+        else:
+            self.counters.bad_input("unsupported_mtype")
+
+    def handle_data(self, fr: lw_frame.DataFrame, group: FrameGroup) -> None:
+        sessions = self.sessions.get(fr.dev_addr, [])
+        res = verify_uplink(fr, sessions, self.cfg.lorawan.max_fcnt_gap)
+        if isinstance(res, UplinkRejected):
+            self.counters.bad_input(res.reason)
+            self.limiter.warn("uplink_rejected", reason=res.reason, dev_addr=fr.dev_addr.hex(), fcnt=fr.fcnt16)
+            return
+        if isinstance(res, UplinkRetransmission):
+            self.counters.inc("uplink_retransmissions")
+            if res.confirmed:
+                self._ack(res.session, group, post=False)
+            return
+        assert isinstance(res, UplinkAccepted)
+        dev = self.devices.get(res.session.dev_eui)
+        if dev is None:  # removed meanwhile
+            self.counters.bad_input("unknown_device")
+            return
+        self._set_session(res.new_session)
+        reading = self.build_reading(dev, res, group.rx)
+        self.add_reading(dev, reading)
+        if res.confirmed or self._has_downlink(dev.dev_eui):
+            self._ack(res.new_session, group, post=True, ack=res.confirmed)
+
+    def build_reading(self, dev: Device, res: UplinkAccepted, rx: tuple[RxInfo, ...]) -> Reading:
+        now = time.time()
+        measurements: dict[str, float] = {}
+        flags: dict[str, Any] = {}
+        extras: dict[str, Any] = {}
+        obj: dict[str, Any] = {}
+        err: str | None = None
+        if res.f_port and dev.codec:
+            try:
+                d = decoders.decode(dev.codec, res.f_port, res.payload, dev.settings)
+                measurements, flags, extras, obj = dict(d.measurements), dict(d.flags), dict(d.extras), dict(d.object)
+            except CodecError as e:
+                err = str(e)
+                self.counters.inc("decode_errors", codec=dev.codec, dev_eui=dev.dev_eui.hex())
+                self.limiter.warn("decode_failed", key=f"decode:{dev.dev_eui.hex()}", dev_eui=dev.dev_eui.hex(),
+                                  codec=dev.codec, reason=e.reason)
+        return Reading(
+            id=reading_id(self.cfg.agent.gateway_id, dev.dev_eui, res.fcnt),
+            dev_eui=dev.dev_eui,
+            dev_addr=res.session.dev_addr,
+            fcnt=res.fcnt,
+            f_port=res.f_port,
+            payload=res.payload,
+            time=now,
+            time_valid=now > WALL_CLOCK_VALID_AFTER,
+            confirmed=res.confirmed,
+            codec=dev.codec,
+            measurements=measurements,
+            flags=flags,
+            extras=extras,
+            object=obj,
+            decode_error=err,
+            rx=rx,
+        )
+
+    def add_reading(self, dev: Device, r: Reading) -> None:
+        b = self.batch
+        eui = dev.dev_eui.hex()
+        best = r.rx[0] if r.rx else None
+        b.readings.append(
+            (r.id, eui, r.fcnt, r.f_port, r.time, int(r.time_valid), r.payload, dumps(dict(r.measurements)),
+             dumps(dict(r.flags)), r.decode_error, best.rssi_dbm if best else None,
+             best.snr_db if best else None, len(r.rx))
+        )
+        body = dumps(uplink_message(r, self.cfg.agent.gateway_id, dev.name, dev.tags))
+        b.outbox.append((PRIO_READING, "up", eui, f"devices/{eui}/up", r.id, body, r.time, time.monotonic()))
+        b.fcnt_up[eui] = r.fcnt
+        b.seen[eui] = (r.time, best.rssi_dbm if best else None, best.snr_db if best else None,
+                       dumps(dict(r.measurements)))
+        self.last_uplink[dev.dev_eui] = r.time
+        self.evaluate_rules(dev, r)
+        self._touch()
+
+    def evaluate_rules(self, dev: Device, r: Reading) -> None:
+        if not self.cfg.rules:
+            return
+        from gateway_agent.rules import engine
+
+        for rule in self.cfg.rules:
+            if not rule.selects(dev):
+                continue
+            key = (rule.name, dev.dev_eui.hex())
+            try:
+                state, alerts = engine.evaluate(rule, self._rule_state(key), r, r.time)
+            except Exception:
+                self.counters.internal_error("rules")
+                self.limiter.exception("rule_failed", rule=rule.name)
+                continue
+            self._rule_result(key, state, alerts, dev)
+
+    def _rule_state(self, key: tuple[str, str]) -> Any:
+        from gateway_agent.rules import engine
+
+        st = self.rule_states.get(key)
+        if isinstance(st, str):
+            try:
+                st = engine.state_from_json(st)
+            except Exception:
+                st = None
+            self.rule_states[key] = st
+        return st
+
+    def _rule_result(self, key: tuple[str, str], state: Any, alerts: list[Alert], dev: Device) -> None:
+        from gateway_agent.rules import engine
+
+        self.rule_states[key] = state
+        self.batch.rule_state[key] = engine.state_to_json(state) if state is not None else None
+        for a in alerts:
+            self.add_alert(a, dev)
+        self._touch()
+
+    def add_alert(self, a: Alert, dev: Device | None) -> None:
+        self.batch.alerts.append(a)
+        eui = a.dev_eui.hex()
+        self.batch.outbox.append(
+            (PRIO_ALERT, "alert", eui, f"devices/{eui}/alert", a.id, dumps(alert_message(a)), a.time, time.monotonic())
+        )
+        self.counters.inc("alerts", state=a.state, rule=a.rule)
+        log_event(log, logging.WARNING if a.state == "raised" else logging.INFO, f"alert_{a.state}",
+                  rule=a.rule, dev_eui=eui, severity=a.severity, measurement=a.measurement, value=a.value)
+        if dev is not None:
+            self.post.alerts.append(a)
+        self._touch()
+
+    def tick_rules(self, now_wall: float) -> None:
+        """Timer path for silence and `for` windows that elapse without uplinks."""
+        if not self.cfg.rules:
+            return
+        from gateway_agent.rules import engine
+
+        for rule in self.cfg.rules:
+            for dev in self.devices.values():
+                if not rule.selects(dev):
+                    continue
+                key = (rule.name, dev.dev_eui.hex())
+                try:
+                    state, alerts = engine.tick(rule, self._rule_state(key), dev, now_wall)
+                except Exception:
+                    self.counters.internal_error("rules")
+                    self.limiter.exception("rule_failed", rule=rule.name)
+                    continue
+                if alerts or state != self.rule_states.get(key):
+                    self._rule_result(key, state, alerts, dev)
+
+    def add_event(self, kind: str, data: dict[str, Any]) -> None:
+        now = time.time()
+        eid = f"{self.cfg.agent.gateway_id}:event:{kind}:{int(now * 1000)}"
+        self.batch.outbox.append(
+            (PRIO_EVENT, "event", None, "events", eid, dumps(event_message(eid, kind, now, data)), now, time.monotonic())
+        )
+        self._touch()
+
+    def _touch(self) -> None:
+        if self.batch_started is None:
+            self.batch_started = time.monotonic()
+
+    # -- joins and downlinks -------------------------------------------------------------
+
+    def handle_join(self, jr: lw_frame.JoinRequest, group: FrameGroup) -> None:
+        dev = self.by_join.get((jr.join_eui, jr.dev_eui))
+        if dev is None or dev.app_key is None:
+            self.counters.bad_input("unknown_device", kind="join")
+            self.limiter.warn("join_rejected", reason="unknown_device", dev_eui=jr.dev_eui.hex())
+            return
+        used = self.store.used_dev_nonces(dev.dev_eui) | {
+            n for e, n, _ in self.batch.dev_nonces if e == dev.dev_eui.hex()
+        }
+        row = self.store.device(dev.dev_eui)
+        join_nonce = (row[1]["join_nonce"] if row else 0) + 1 + sum(
+            1 for s in self.batch.sessions if s[0] == dev.dev_eui.hex()
+        )
+        taken = set(self.sessions)
+        dev_addr = lw_join.allocate_dev_addr(self.cfg.lorawan.dev_addr_prefix, taken, seed=int.from_bytes(dev.dev_eui, "big") + join_nonce)
+        region = lw_region.REGIONS[self.cfg.lorawan.region]
+        res = lw_join.handle_join_request(
+            jr, dev.app_key.reveal_bytes(), used, join_nonce, self.cfg.lorawan.net_id, dev_addr,
+            dl_settings=(self.cfg.lorawan.rx1_dr_offset << 4) | region.rx2_dr, rx_delay=self.cfg.lorawan.rx1_delay_s,
+            cflist=lw_join.cflist_eu868(region.extra_channels_hz),
+        )
+        if isinstance(res, lw_join.JoinRejected):
+            self.counters.bad_input(f"join_{res.reason}")
+            self.limiter.warn("join_rejected", reason=res.reason, dev_eui=jr.dev_eui.hex(), dev_nonce=jr.dev_nonce)
+            return
+        eui = dev.dev_eui.hex()
+        self.batch.dev_nonces.append((eui, jr.dev_nonce, time.time()))
+        self.batch.sessions.append((eui, res.dev_addr.hex(), res.nwk_s_key, res.app_s_key, join_nonce))
+        self._set_session(DeviceSession(dev_eui=dev.dev_eui, dev_addr=res.dev_addr, nwk_s_key=res.nwk_s_key,
+                                        app_s_key=res.app_s_key, fcnt_up=None, fcnt_down=0))
+        self.counters.inc("joins_accepted")
+        log_event(log, logging.INFO, "join_accepted", dev_eui=eui, dev_addr=res.dev_addr.hex(), dev_nonce=jr.dev_nonce)
+        self.add_event("device_joined", {"devEui": eui, "devAddr": res.dev_addr.hex()})
+        rx = self._downlink_rx(group)
+        if rx is None:
+            self.counters.inc("downlink_no_route", purpose="join_accept")
+            return
+        tx = lw_region.join_accept_tx(region, rx, res.join_accept, power_dbm=self.cfg.lorawan.downlink_power_dbm)
+        self.post.downlinks.append((tx, None))
+
+    def _downlink_rx(self, group: FrameGroup) -> RxInfo | None:
+        """The best reception through a gateway we can transmit with (rx is sorted best-first)."""
+        for rx in group.rx:
+            if rx.tmst is not None and self.can_downlink(rx.gateway_id):
+                return rx
+        return None
+
+    def _has_downlink(self, dev_eui: bytes) -> bool:
+        return dev_eui in self.pending_downlinks
+
+    def _ack(self, s: DeviceSession, group: FrameGroup, post: bool, ack: bool = True) -> None:
+        rx = self._downlink_rx(group)
+        if rx is None:
+            self.counters.inc("downlink_no_route", purpose="ack")
+            return
+        queued = self.pending_downlinks.get(s.dev_eui) or []
+        item = queued[0] if queued else None
+        fcnt_down = self.store.bump_fcnt_down(s.dev_eui)  # persisted before sending (LORAWAN.md 5.2)
+        phy = build_downlink(
+            replace(s, fcnt_down=fcnt_down), fcnt_down, ack=ack,
+            f_port=item["f_port"] if item else None, payload=bytes(item["payload"]) if item else b"",
+            f_pending=len(queued) > 1,
+        )
+        region = lw_region.REGIONS[self.cfg.lorawan.region]
+        tx = lw_region.rx1_tx(region, rx, phy, rx1_delay_s=self.cfg.lorawan.rx1_delay_s,
+                              rx1_dr_offset=self.cfg.lorawan.rx1_dr_offset, power_dbm=self.cfg.lorawan.downlink_power_dbm)
+        if item is not None:
+            queued.pop(0)
+            if not queued:
+                self.pending_downlinks.pop(s.dev_eui, None)
+            self.store.mark_downlink_sent(item["seq"], fcnt_down)
+        if post:
+            self.post.downlinks.append((tx, s.dev_eui))
+        else:
+            self._send(tx)
+
+    def _send(self, tx: DownlinkTx) -> None:
+        if self.send_downlink(tx):
+            self.counters.inc("downlinks_sent", purpose=tx.purpose)
+        else:
+            self.counters.inc("downlink_no_route", purpose=tx.purpose)
+
+    # -- commit --------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        async with self._flush_lock:
+            if not len(self.batch) and not self.batch.rule_state and not self.batch.fcnt_up:
+                self.batch_started = None
+                return
+            batch, post = self.batch, self.post
+            self.batch, self.post, self.batch_started = Batch(), PostCommit(), None
+            n = len(batch.readings)
+            try:
+                await self.store_call(self.store.commit_batch, batch)
+            except (StoreError, DiskFullError) as e:
+                self.refused += n
+                self.counters.inc("readings_refused", n, reason=e.reason)
+                self.limiter.warn("commit_failed", reason=e.reason, readings=n, error=str(e))
+                # Nothing was accepted: forget the in-memory counter advances and joins.
+                await self.store_call(self.load)
+                for a in post.alerts:  # alerts are still raised locally and go out live
+                    log_event(log, logging.ERROR, "alert_not_stored", rule=a.rule, dev_eui=a.dev_eui.hex())
+                return
+            self.accepted += n
+            self.counters.inc("readings_accepted", n)
+            self.on_commit()
+            for tx, _ in post.downlinks:
+                self._send(tx)
+            if self.run_actions is not None:
+                for a in post.alerts:
+                    dev = self.devices.get(a.dev_eui)
+                    if dev is not None:
+                        self.run_actions(a, dev)
+

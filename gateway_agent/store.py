@@ -1,0 +1,734 @@
+"""SQLite store: devices, sessions, readings, outbox, alerts, rule state. WAL, group commit, cap.
+
+Blocking API: the daemon calls it from one dedicated thread. Invariant 1 lives in `commit_batch`:
+reading + outbox row + device FCnt (+ rule state + alerts) in ONE transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway_agent.errors import DiskFullError, StoreError
+from gateway_agent.logfmt import log_event
+from gateway_agent.model import Alert, Device
+from gateway_agent.secret import Secret
+
+log = logging.getLogger(__name__)
+
+PRIO_ALERT, PRIO_EVENT, PRIO_READING = 0, 1, 2
+
+# --------------------------------------------------------------------------- migrations
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+def migration(
+    version: int,
+) -> Callable[[Callable[[sqlite3.Connection], None]], Callable[[sqlite3.Connection], None]]:
+    def deco(fn: Callable[[sqlite3.Connection], None]) -> Callable[[sqlite3.Connection], None]:
+        if version in MIGRATIONS:
+            raise ValueError(f"duplicate migration {version}")
+        MIGRATIONS[version] = fn
+        return fn
+
+    return deco
+
+
+@migration(1)
+def _m1(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE devices (
+            dev_eui TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '', class TEXT NOT NULL,
+            codec TEXT, tags TEXT NOT NULL DEFAULT '[]', settings TEXT NOT NULL DEFAULT '{}',
+            dev_addr TEXT, nwk_s_key BLOB, app_s_key BLOB, join_eui TEXT, app_key BLOB,
+            relaxed_fcnt INTEGER NOT NULL DEFAULT 0,
+            fcnt_up INTEGER, fcnt_down INTEGER NOT NULL DEFAULT 0, join_nonce INTEGER NOT NULL DEFAULT 0,
+            origin TEXT NOT NULL DEFAULT 'cli', last_seen REAL, last_rssi REAL, last_snr REAL,
+            last_values TEXT, created REAL NOT NULL, updated REAL NOT NULL
+        );
+        CREATE INDEX devices_addr ON devices(dev_addr);
+        CREATE TABLE dev_nonces (
+            dev_eui TEXT NOT NULL, dev_nonce INTEGER NOT NULL, time REAL NOT NULL,
+            PRIMARY KEY (dev_eui, dev_nonce)
+        ) WITHOUT ROWID;
+        CREATE TABLE readings (
+            seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dev_eui TEXT NOT NULL,
+            fcnt INTEGER NOT NULL, f_port INTEGER, time REAL NOT NULL, time_valid INTEGER NOT NULL,
+            payload BLOB NOT NULL, measurements TEXT NOT NULL, flags TEXT NOT NULL,
+            decode_error TEXT, rssi REAL, snr REAL, gateways INTEGER NOT NULL DEFAULT 1
+        );
+        CREATE INDEX readings_dev_time ON readings(dev_eui, time);
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT, priority INTEGER NOT NULL, kind TEXT NOT NULL,
+            dev_eui TEXT, topic TEXT NOT NULL, msg_id TEXT NOT NULL, body TEXT NOT NULL,
+            created REAL NOT NULL, created_mono REAL, attempts INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX outbox_order ON outbox(priority, seq);
+        CREATE TABLE alerts (
+            id TEXT PRIMARY KEY, dev_eui TEXT NOT NULL, rule TEXT NOT NULL, state TEXT NOT NULL,
+            severity TEXT NOT NULL, measurement TEXT, value REAL, time REAL NOT NULL,
+            message TEXT NOT NULL DEFAULT '', acked INTEGER NOT NULL DEFAULT 0, acked_at REAL
+        );
+        CREATE INDEX alerts_time ON alerts(time);
+        CREATE TABLE rule_state (
+            rule TEXT NOT NULL, dev_eui TEXT NOT NULL, state TEXT NOT NULL,
+            PRIMARY KEY (rule, dev_eui)
+        ) WITHOUT ROWID;
+        CREATE TABLE downlinks (
+            seq INTEGER PRIMARY KEY, dev_eui TEXT NOT NULL, f_port INTEGER NOT NULL,
+            payload BLOB NOT NULL, confirmed INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL,
+            sent REAL, fcnt_down INTEGER
+        );
+        CREATE TABLE gateways (gateway_id TEXT PRIMARY KEY, stats TEXT NOT NULL, updated REAL NOT NULL);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        """
+    )
+
+
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Apply forward migrations; returns the version now in the file. Refuses a newer file."""
+    db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    current = row[0] or 0
+    if current > SCHEMA_VERSION:
+        raise StoreError(f"database schema {current} is newer than this agent ({SCHEMA_VERSION})")
+    for v in range(current + 1, SCHEMA_VERSION + 1):
+        with db:
+            MIGRATIONS[v](db)
+            db.execute("INSERT INTO schema_version(version) VALUES (?)", (v,))
+    return SCHEMA_VERSION
+
+
+# --------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    seq: int
+    priority: int
+    kind: str  # "up" | "alert" | "event"
+    dev_eui: str | None
+    topic: str  # suffix under {prefix}/{gateway_id}/
+    msg_id: str
+    body: str  # JSON text
+    created: float
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one group commit writes. Built by the ingest loop, committed atomically."""
+
+    readings: list[tuple[Any, ...]] = field(default_factory=list)  # rows for `readings`
+    outbox: list[tuple[int, str, str | None, str, str, str, float, float]] = field(
+        default_factory=list
+    )
+    fcnt_up: dict[str, int] = field(default_factory=dict)  # dev_eui hex -> FCnt32
+    seen: dict[str, tuple[float, float | None, float | None, str]] = field(default_factory=dict)
+    rule_state: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
+    dev_nonces: list[tuple[str, int, float]] = field(default_factory=list)
+    sessions: list[tuple[str, str, bytes, bytes, int]] = field(default_factory=list)  # OTAA joins
+
+    def __len__(self) -> int:
+        return len(self.readings) + len(self.outbox) + len(self.alerts) + len(self.sessions)
+
+
+def _hex(b: bytes | None) -> str | None:
+    return b.hex() if b is not None else None
+
+
+def _key(b: Secret | None) -> bytes | None:
+    return b.reveal_bytes() if b is not None else None
+
+
+def _secret(b: bytes | None) -> Secret | None:
+    return Secret(bytes(b)) if b is not None else None
+
+
+# --------------------------------------------------------------------------- store
+
+
+class Store:
+    def __init__(self, path: str | Path, synchronous: str = "FULL", readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        if readonly:
+            uri = f"file:{self.path}?mode=ro"
+            self.db = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+            self.db = sqlite3.connect(
+                self.path, check_same_thread=False, timeout=30, isolation_level=None
+            )
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+            self.db.execute("PRAGMA foreign_keys=OFF")
+            self.db.execute("PRAGMA journal_size_limit=8388608")
+            migrate(self.db)
+            self.fix_permissions()
+        self.db.row_factory = sqlite3.Row
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def fix_permissions(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            p = Path(str(self.path) + suffix)
+            try:
+                if p.exists() and (p.stat().st_mode & 0o077):
+                    p.chmod(0o600)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                if not self.readonly:
+                    self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            self.db.close()
+
+    def quick_check(self) -> str:
+        with self._lock:
+            return str(self.db.execute("PRAGMA quick_check").fetchone()[0])
+
+    def size_bytes(self) -> int:
+        """Bytes the database occupies on disk (main file + WAL)."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.path.getsize(str(self.path) + suffix)
+            except OSError:
+                pass
+        return total
+
+    def used_bytes(self) -> int:
+        """Bytes in live pages (excludes the freelist, which SQLite reuses before growing)."""
+        with self._lock:
+            pc = self.db.execute("PRAGMA page_count").fetchone()[0]
+            fl = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+            ps = self.db.execute("PRAGMA page_size").fetchone()[0]
+        return int((pc - fl) * ps)
+
+    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        with self._lock:
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    out = fn(self.db)
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+                self.db.execute("COMMIT")
+                return out
+            except sqlite3.OperationalError as e:
+                msg = str(e).lower()
+                if self.db.in_transaction:
+                    try:
+                        self.db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                if "full" in msg or "disk i/o" in msg:
+                    raise DiskFullError(str(e)) from e
+                raise StoreError(str(e)) from e
+            except sqlite3.DatabaseError as e:
+                raise StoreError(str(e)) from e
+
+    # -- meta ----------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        with self._lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)
+            )
+        )
+
+    # -- devices -------------------------------------------------------------------------
+
+    def upsert_device(self, dev: Device, origin: str = "cli") -> None:
+        self.upsert_devices([dev], origin)
+
+    def upsert_devices(self, devs: Iterable[Device], origin: str = "cli") -> int:
+        now = time.time()
+
+        def fn(db: sqlite3.Connection) -> int:
+            n = 0
+            for d in devs:
+                old = db.execute(
+                    "SELECT dev_addr, nwk_s_key, app_s_key, app_key FROM devices WHERE dev_eui=?",
+                    (d.dev_eui.hex(),),
+                ).fetchone()
+                keys_changed = old is None or (
+                    old[0] != _hex(d.dev_addr)
+                    or old[1] != _key(d.nwk_s_key)
+                    or old[2] != _key(d.app_s_key)
+                )
+                if d.activation == "otaa" and old is not None and old[3] == _key(d.app_key):
+                    keys_changed = False  # keep the joined session
+                db.execute(
+                    """INSERT INTO devices(dev_eui, name, class, codec, tags, settings, dev_addr,
+                         nwk_s_key, app_s_key, join_eui, app_key, relaxed_fcnt, origin, created, updated)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                       ON CONFLICT(dev_eui) DO UPDATE SET name=excluded.name, class=excluded.class,
+                         codec=excluded.codec, tags=excluded.tags, settings=excluded.settings,
+                         join_eui=excluded.join_eui, app_key=excluded.app_key,
+                         relaxed_fcnt=excluded.relaxed_fcnt, origin=excluded.origin, updated=excluded.updated""",
+                    (
+                        d.dev_eui.hex(),
+                        d.name,
+                        d.device_class,
+                        d.codec,
+                        json.dumps(list(d.tags)),
+                        json.dumps(dict(d.settings)),
+                        _hex(d.dev_addr),
+                        _key(d.nwk_s_key),
+                        _key(d.app_s_key),
+                        _hex(d.join_eui),
+                        _key(d.app_key),
+                        int(d.relaxed_fcnt),
+                        origin,
+                        now,
+                        now,
+                    ),
+                )
+                if keys_changed and d.activation == "abp":
+                    # A new ABP session (new keys or address) starts its counters afresh.
+                    db.execute(
+                        "UPDATE devices SET dev_addr=?, nwk_s_key=?, app_s_key=?, fcnt_up=NULL, fcnt_down=0 "
+                        "WHERE dev_eui=?",
+                        (_hex(d.dev_addr), _key(d.nwk_s_key), _key(d.app_s_key), d.dev_eui.hex()),
+                    )
+                n += 1
+            return n
+
+        return int(self._write(fn))
+
+    def remove_device(self, dev_eui: bytes) -> bool:
+        def fn(db: sqlite3.Connection) -> bool:
+            cur = db.execute("DELETE FROM devices WHERE dev_eui=?", (dev_eui.hex(),))
+            db.execute("DELETE FROM rule_state WHERE dev_eui=?", (dev_eui.hex(),))
+            return cur.rowcount > 0
+
+        return bool(self._write(fn))
+
+    def sync_devices(self, devs: Sequence[Device], origin: str = "file") -> tuple[int, int]:
+        """Make the `origin` devices exactly `devs`: upsert them, remove the ones no longer listed."""
+        self.upsert_devices(devs, origin)
+        keep = {d.dev_eui.hex() for d in devs}
+        with self._lock:
+            stale = [
+                r[0]
+                for r in self.db.execute("SELECT dev_eui FROM devices WHERE origin=?", (origin,))
+            ]
+        removed = 0
+        for eui in stale:
+            if eui not in keep:
+                removed += self.remove_device(bytes.fromhex(eui))
+        return len(devs), removed
+
+    @staticmethod
+    def _device_from_row(r: sqlite3.Row) -> Device:
+        return Device(
+            dev_eui=bytes.fromhex(r["dev_eui"]),
+            name=r["name"],
+            device_class=r["class"],
+            codec=r["codec"],
+            tags=tuple(json.loads(r["tags"])),
+            settings=json.loads(r["settings"]),
+            dev_addr=bytes.fromhex(r["dev_addr"]) if r["dev_addr"] else None,
+            nwk_s_key=_secret(r["nwk_s_key"]),
+            app_s_key=_secret(r["app_s_key"]),
+            join_eui=bytes.fromhex(r["join_eui"]) if r["join_eui"] else None,
+            app_key=_secret(r["app_key"]),
+            relaxed_fcnt=bool(r["relaxed_fcnt"]),
+        )
+
+    def devices(self) -> list[tuple[Device, dict[str, Any]]]:
+        """Every device with its runtime state (fcnt_up, fcnt_down, last_seen, ...)."""
+        with self._lock:
+            rows = self.db.execute("SELECT * FROM devices ORDER BY dev_eui").fetchall()
+        out = []
+        for r in rows:
+            st = {
+                k: r[k]
+                for k in (
+                    "fcnt_up",
+                    "fcnt_down",
+                    "join_nonce",
+                    "origin",
+                    "last_seen",
+                    "last_rssi",
+                    "last_snr",
+                )
+            }
+            st["last_values"] = json.loads(r["last_values"]) if r["last_values"] else {}
+            out.append((self._device_from_row(r), st))
+        return out
+
+    def device(self, dev_eui: bytes) -> tuple[Device, dict[str, Any]] | None:
+        for d, st in self.devices_where("dev_eui=?", (dev_eui.hex(),)):
+            return d, st
+        return None
+
+    def devices_where(
+        self, where: str, args: tuple[Any, ...]
+    ) -> list[tuple[Device, dict[str, Any]]]:
+        with self._lock:
+            rows = self.db.execute(f"SELECT * FROM devices WHERE {where}", args).fetchall()
+        return [
+            (
+                self._device_from_row(r),
+                {
+                    "fcnt_up": r["fcnt_up"],
+                    "fcnt_down": r["fcnt_down"],
+                    "join_nonce": r["join_nonce"],
+                },
+            )
+            for r in rows
+        ]
+
+    def used_dev_nonces(self, dev_eui: bytes) -> set[int]:
+        with self._lock:
+            return {
+                r[0]
+                for r in self.db.execute(
+                    "SELECT dev_nonce FROM dev_nonces WHERE dev_eui=?", (dev_eui.hex(),)
+                )
+            }
+
+    def bump_fcnt_down(self, dev_eui: bytes) -> int:
+        """Increment and persist FCntDown BEFORE the downlink is sent (LORAWAN.md 5.2); returns the value to use."""
+
+        def fn(db: sqlite3.Connection) -> int:
+            row = db.execute(
+                "SELECT fcnt_down FROM devices WHERE dev_eui=?", (dev_eui.hex(),)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"unknown device {dev_eui.hex()}")
+            db.execute("UPDATE devices SET fcnt_down=fcnt_down+1 WHERE dev_eui=?", (dev_eui.hex(),))
+            return int(row[0])
+
+        return int(self._write(fn))
+
+    def next_join_nonce(self, dev_eui: bytes) -> int:
+        def fn(db: sqlite3.Connection) -> int:
+            db.execute(
+                "UPDATE devices SET join_nonce=join_nonce+1 WHERE dev_eui=?", (dev_eui.hex(),)
+            )
+            row = db.execute(
+                "SELECT join_nonce FROM devices WHERE dev_eui=?", (dev_eui.hex(),)
+            ).fetchone()
+            return int(row[0])
+
+        return int(self._write(fn))
+
+    # -- ingest --------------------------------------------------------------------------
+
+    def commit_batch(self, b: Batch) -> None:
+        """One transaction: readings, outbox rows, FCnts, rule state, alerts, joins (invariant 1)."""
+
+        def fn(db: sqlite3.Connection) -> None:
+            if b.sessions:
+                db.executemany(
+                    "UPDATE devices SET dev_addr=?, nwk_s_key=?, app_s_key=?, fcnt_up=NULL, fcnt_down=0, "
+                    "join_nonce=? WHERE dev_eui=?",
+                    [(addr, nk, ak, jn, eui) for eui, addr, nk, ak, jn in b.sessions],
+                )
+            if b.dev_nonces:
+                db.executemany("INSERT OR IGNORE INTO dev_nonces VALUES (?,?,?)", b.dev_nonces)
+            if b.readings:
+                db.executemany(
+                    "INSERT OR IGNORE INTO readings(id, dev_eui, fcnt, f_port, time, time_valid, payload,"
+                    " measurements, flags, decode_error, rssi, snr, gateways) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    b.readings,
+                )
+            if b.outbox:
+                db.executemany(
+                    "INSERT INTO outbox(priority, kind, dev_eui, topic, msg_id, body, created, created_mono)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    b.outbox,
+                )
+            if b.fcnt_up:
+                db.executemany(
+                    "UPDATE devices SET fcnt_up=? WHERE dev_eui=?",
+                    [(f, e) for e, f in b.fcnt_up.items()],
+                )
+            if b.seen:
+                db.executemany(
+                    "UPDATE devices SET last_seen=?, last_rssi=?, last_snr=?, last_values=? WHERE dev_eui=?",
+                    [(t, r, s, v, e) for e, (t, r, s, v) in b.seen.items()],
+                )
+            for (rule, eui), st in b.rule_state.items():
+                if st is None:
+                    db.execute("DELETE FROM rule_state WHERE rule=? AND dev_eui=?", (rule, eui))
+                else:
+                    db.execute("INSERT OR REPLACE INTO rule_state VALUES (?,?,?)", (rule, eui, st))
+            if b.alerts:
+                db.executemany(
+                    "INSERT OR IGNORE INTO alerts(id, dev_eui, rule, state, severity, measurement, value, time,"
+                    " message) VALUES (?,?,?,?,?,?,?,?,?)",
+                    [
+                        (
+                            a.id,
+                            a.dev_eui.hex(),
+                            a.rule,
+                            a.state,
+                            a.severity,
+                            a.measurement,
+                            a.value,
+                            a.time,
+                            a.message,
+                        )
+                        for a in b.alerts
+                    ],
+                )
+
+        self._write(fn)
+
+    def rule_states(self) -> dict[tuple[str, str], str]:
+        with self._lock:
+            return {
+                (r[0], r[1]): r[2]
+                for r in self.db.execute("SELECT rule, dev_eui, state FROM rule_state")
+            }
+
+    def add_outbox(
+        self, rows: Sequence[tuple[int, str, str | None, str, str, str, float, float]]
+    ) -> None:
+        self._write(
+            lambda db: db.executemany(
+                "INSERT INTO outbox(priority, kind, dev_eui, topic, msg_id, body, created, created_mono)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                rows,
+            )
+        )
+
+    # -- outbox --------------------------------------------------------------------------
+
+    def outbox_fetch(self, limit: int, after: tuple[int, int] | None = None) -> list[OutboxRow]:
+        """Oldest first within priority (alerts, events, readings). Seq order is FCnt order per device."""
+        sql = "SELECT seq, priority, kind, dev_eui, topic, msg_id, body, created FROM outbox"
+        args: tuple[Any, ...] = ()
+        if after is not None:
+            sql += " WHERE (priority, seq) > (?, ?)"
+            args = after
+        sql += " ORDER BY priority, seq LIMIT ?"
+        with self._lock:
+            rows = self.db.execute(sql, (*args, limit)).fetchall()
+        return [OutboxRow(*tuple(r)) for r in rows]
+
+    def outbox_delete(self, seqs: Sequence[int]) -> None:
+        if seqs:
+            self._write(
+                lambda db: db.executemany("DELETE FROM outbox WHERE seq=?", [(s,) for s in seqs])
+            )
+
+    def outbox_stats(self) -> dict[str, Any]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT kind, count(*), min(created) FROM outbox GROUP BY kind"
+            ).fetchall()
+        by_kind = {r[0]: r[1] for r in rows}
+        oldest = min((r[2] for r in rows), default=None)
+        return {"depth": sum(by_kind.values()), "by_kind": by_kind, "oldest": oldest}
+
+    # -- alerts / readings for the CLI ---------------------------------------------------
+
+    def alerts(self, limit: int = 100, only_open: bool = False) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT * FROM alerts ORDER BY time DESC LIMIT ?", (limit,)
+            ).fetchall()
+        out = [dict(r) for r in rows]
+        if only_open:
+            out = [a for a in out if a["state"] == "raised" and not a["acked"]]
+        return out
+
+    def ack_alert(self, alert_id: str) -> bool:
+        return bool(
+            self._write(
+                lambda db: (
+                    db.execute(
+                        "UPDATE alerts SET acked=1, acked_at=? WHERE id=? OR id LIKE ?",
+                        (time.time(), alert_id, alert_id + "%"),
+                    ).rowcount
+                    > 0
+                )
+            )
+        )
+
+    def readings(
+        self,
+        dev_eui: bytes | None = None,
+        since: float | None = None,
+        limit: int = 1000,
+        after_seq: int | None = None,
+    ) -> list[dict[str, Any]]:
+        where, args = [], []
+        if dev_eui is not None:
+            where.append("dev_eui=?")
+            args.append(dev_eui.hex())
+        if since is not None:
+            where.append("time>=?")
+            args.append(since)
+        if after_seq is not None:
+            where.append("seq>?")
+            args.append(after_seq)
+        sql = "SELECT * FROM readings" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY seq DESC LIMIT ?" if after_seq is None else " ORDER BY seq LIMIT ?"
+        with self._lock:
+            rows = self.db.execute(sql, (*args, limit)).fetchall()
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["payload"] = bytes(d["payload"]).hex()
+            d["measurements"] = json.loads(d["measurements"])
+            d["flags"] = json.loads(d["flags"])
+            out.append(d)
+        if after_seq is None:
+            out.reverse()
+        return out
+
+    def save_gateway_stats(self, stats: dict[str, dict[str, Any]]) -> None:
+        now = time.time()
+        self._write(
+            lambda db: db.executemany(
+                "INSERT OR REPLACE INTO gateways VALUES (?,?,?)",
+                [(gid, json.dumps(st), now) for gid, st in stats.items()],
+            )
+        )
+
+    def gateway_stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                r[0]: json.loads(r[1])
+                for r in self.db.execute("SELECT gateway_id, stats FROM gateways")
+            }
+
+    def queue_downlink(
+        self, dev_eui: bytes, f_port: int, payload: bytes, confirmed: bool = False
+    ) -> int:
+        return int(
+            self._write(
+                lambda db: (
+                    db.execute(
+                        "INSERT INTO downlinks(dev_eui, f_port, payload, confirmed, created) VALUES (?,?,?,?,?)",
+                        (dev_eui.hex(), f_port, payload, int(confirmed), time.time()),
+                    ).lastrowid
+                )
+            )
+        )
+
+    def pending_downlinks(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                dict(r)
+                for r in self.db.execute("SELECT * FROM downlinks WHERE sent IS NULL ORDER BY seq")
+            ]
+
+    def mark_downlink_sent(self, seq: int, fcnt_down: int) -> None:
+        self._write(
+            lambda db: db.execute(
+                "UPDATE downlinks SET sent=?, fcnt_down=? WHERE seq=?",
+                (time.time(), fcnt_down, seq),
+            )
+        )
+
+    # -- cap & retention (invariant 4) ---------------------------------------------------
+
+    def enforce_cap(self, max_bytes: int, retention_s: float, now: float) -> dict[str, int]:
+        """Drop forwarded history past retention, then (over the cap) forwarded history oldest first,
+        then the oldest unsent routine readings. Unsent alerts are never dropped while any routine row
+        remains. Returns counts of what was dropped."""
+        dropped = {"history": 0, "unsent_readings": 0, "unsent_events": 0, "unsent_alerts": 0}
+        if retention_s > 0:
+            dropped["history"] += self._write(
+                lambda db: (
+                    db.execute("DELETE FROM readings WHERE time < ?", (now - retention_s,)).rowcount
+                )
+            )
+        target = int(max_bytes * 0.85)
+        for _ in range(200):
+            if self.used_bytes() + self._wal_bytes() <= target:
+                break
+            n = self._write(
+                lambda db: (
+                    db.execute(
+                        "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings ORDER BY seq LIMIT 500)"
+                    ).rowcount
+                )
+            )
+            if n:
+                dropped["history"] += n
+                continue
+            n = self._write(
+                lambda db: (
+                    db.execute(
+                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE priority=? ORDER BY seq LIMIT 500)",
+                        (PRIO_READING,),
+                    ).rowcount
+                )
+            )
+            if n:
+                dropped["unsent_readings"] += n
+                continue
+            n = self._write(
+                lambda db: (
+                    db.execute(
+                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE priority=? ORDER BY seq LIMIT 100)",
+                        (PRIO_EVENT,),
+                    ).rowcount
+                )
+            )
+            if n:
+                dropped["unsent_events"] += n
+                continue
+            n = self._write(
+                lambda db: (
+                    db.execute(
+                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT 100)"
+                    ).rowcount
+                )
+            )
+            dropped["unsent_alerts"] += n
+            if not n:
+                break
+        if any(dropped.values()):
+            with self._lock:
+                try:
+                    self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error:
+                    pass
+        return dropped
+
+    def _wal_bytes(self) -> int:
+        try:
+            return os.path.getsize(str(self.path) + "-wal")
+        except OSError:
+            return 0
+
+
+def log_store_event(event: str, **fields: Any) -> None:
+    log_event(log, logging.WARNING, event, **fields)

@@ -1,0 +1,98 @@
+"""Read models shared by the CLI (offline: reads the DB) and the control socket (daemon running).
+
+Everything returned is JSON-able and free of key material (invariant 6).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from typing import Any
+
+from gateway_agent.model import Device
+from gateway_agent.store import Store
+
+
+def device_view(dev: Device, st: dict[str, Any]) -> dict[str, Any]:
+    lv = st.get("last_values") or {}
+    return {
+        "dev_eui": dev.dev_eui.hex(),
+        "name": dev.name,
+        "class": dev.device_class,
+        "codec": dev.codec,
+        "tags": list(dev.tags),
+        "activation": dev.activation,
+        "dev_addr": dev.dev_addr.hex() if dev.dev_addr else None,
+        "join_eui": dev.join_eui.hex() if dev.join_eui else None,
+        "joined": dev.activation == "abp" or dev.nwk_s_key is not None,
+        "fcnt_up": st.get("fcnt_up"),
+        "fcnt_down": st.get("fcnt_down"),
+        "origin": st.get("origin"),
+        "last_seen": st.get("last_seen"),
+        "rssi": st.get("last_rssi"),
+        "snr": st.get("last_snr"),
+        "battery_v": lv.get("battery_v"),
+        "battery_pct": lv.get("battery_pct"),
+        "last_values": lv,
+        "settings": dict(dev.settings),
+    }
+
+
+def devices_view(store: Store) -> list[dict[str, Any]]:
+    return [device_view(d, st) for d, st in store.devices()]
+
+
+def outbox_view(store: Store) -> dict[str, Any]:
+    st = store.outbox_stats()
+    oldest = st["oldest"]
+    return {
+        "depth": st["depth"],
+        "by_kind": st["by_kind"],
+        "oldest": oldest,
+        "oldest_age_s": round(time.time() - oldest, 1) if oldest else None,
+    }
+
+
+def db_view(store: Store, max_db_mb: float) -> dict[str, Any]:
+    size = store.size_bytes()
+    try:
+        du = shutil.disk_usage(store.path.parent)
+        free = du.free
+    except OSError:
+        free = None
+    return {
+        "path": str(store.path),
+        "size_bytes": size,
+        "cap_bytes": int(max_db_mb * 1024 * 1024),
+        "used_pct_of_cap": round(100 * size / (max_db_mb * 1024 * 1024), 1),
+        "disk_free_bytes": free,
+    }
+
+
+def clock_view() -> dict[str, Any]:
+    """Clock sync state as systemd-timesyncd / chrony leave it (best effort, no subprocess)."""
+    synced = None
+    for p in ("/run/systemd/timesync/synchronized",):
+        if os.path.exists(p):
+            synced = True
+    wall = time.time()
+    return {"time": wall, "plausible": wall > 1_700_000_000, "synchronized": synced}
+
+
+def status_view(store: Store, max_db_mb: float, live: dict[str, Any] | None = None) -> dict[str, Any]:
+    devs = store.devices()
+    hour_ago = time.time() - 3600
+    heard = sum(1 for _, st in devs if (st.get("last_seen") or 0) >= hour_ago)
+    out: dict[str, Any] = {
+        "daemon": live.get("daemon") if live else {"running": False},
+        "devices": {"provisioned": len(devs), "heard_last_hour": heard},
+        "outbox": outbox_view(store),
+        "db": db_view(store, max_db_mb),
+        "gateways": store.gateway_stats() if not live else live.get("gateways", {}),
+        "clock": clock_view(),
+        "alerts_open": len(store.alerts(limit=1000, only_open=True)),
+    }
+    if live:
+        out.update({k: v for k, v in live.items() if k not in ("daemon", "gateways")})
+    return out
