@@ -1,0 +1,218 @@
+"""Test harness: the real daemon as a subprocess, a real MQTT subscriber, GWMP datagrams over UDP."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from gateway_agent.control import request
+from gateway_agent.errors import ControlError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(type(v))
+
+
+def write_toml(path: Path, doc: dict[str, Any], mode: int = 0o600) -> None:
+    lines: list[str] = []
+    for k, v in doc.items():
+        if not isinstance(v, (dict, list)) or (isinstance(v, list) and v and not isinstance(v[0], dict)):
+            lines.append(f"{k} = {toml_value(v)}")
+    for k, v in doc.items():
+        if isinstance(v, dict):
+            lines.append(f"\n[{k}]")
+            lines.extend(f"{kk} = {toml_value(vv)}" for kk, vv in v.items())
+        elif isinstance(v, list) and v and isinstance(v[0], dict):
+            for item in v:
+                lines.append(f"\n[[{k}]]")
+                lines.extend(f"{kk} = {toml_value(vv)}" for kk, vv in item.items())
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(mode)
+
+
+class Agent:
+    """`gateway-agent run` in a subprocess with its own state dir, config and devices file."""
+
+    def __init__(self, tmp: Path, broker_port: int | None, devices: list[dict[str, Any]],
+                 extra: dict[str, Any] | None = None, gateway_id: str = "test-gw") -> None:
+        self.tmp = tmp
+        self.state = tmp / "state"
+        self.udp_port = free_udp_port()
+        self.gateway_id = gateway_id
+        self.devices_path = tmp / "devices.toml"
+        write_toml(self.devices_path, {"device": devices})
+        cfg: dict[str, Any] = {
+            "agent": {"gateway_id": gateway_id, "state_dir": str(self.state), "devices_file": str(self.devices_path)},
+            "sources": [{"type": "gwmp", "listen": f"127.0.0.1:{self.udp_port}"}],
+            "upstream": {"host": "127.0.0.1", "port": broker_port or 1, "topic_prefix": "ga",
+                         "backoff_initial_s": 0.2, "backoff_max_s": 1.0, "enabled": broker_port is not None},
+            "store": {"commit_interval_ms": 20},
+            "lorawan": {"dedup_window_ms": 50},
+        }
+        for k, v in (extra or {}).items():
+            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+                cfg[k].update(v)
+            else:
+                cfg[k] = v
+        self.cfg = cfg
+        self.config_path = tmp / "agent.toml"
+        write_toml(self.config_path, cfg)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = tmp / "agent.log"
+
+    @property
+    def control(self) -> Path:
+        return self.state / "control.sock"
+
+    def start(self, timeout_s: float = 15.0, env: dict[str, str] | None = None) -> None:
+        e = dict(os.environ)
+        e.update(env or {})
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway_agent", "run", "--config", str(self.config_path)],
+            stdout=subprocess.DEVNULL, stderr=open(self.log_path, "ab"), env=e, cwd=REPO,  # noqa: SIM115
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"agent exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                request(self.control, "ping", timeout_s=1)
+                return
+            except ControlError:
+                time.sleep(0.05)
+        raise RuntimeError(f"agent did not come up:\n{self.log()}")
+
+    def ask(self, cmd: str, **args: Any) -> Any:
+        return request(self.control, cmd, **args)
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.proc = None
+        return rc
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def counters(self) -> dict[str, int]:
+        return dict(self.ask("counters"))
+
+    def counter(self, prefix: str) -> int:
+        return sum(v for k, v in self.counters().items() if k.startswith(prefix))
+
+
+class Subscriber:
+    """A real MQTT client collecting everything under a topic filter."""
+
+    def __init__(self, port: int, topic: str = "#") -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{os.getpid()}-{id(self)}")
+        self.client.on_message = self._on_message
+        self.connected = threading.Event()
+        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(topic, qos=1), self.connected.set())
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not self.connected.wait(10):
+            raise RuntimeError("subscriber could not connect")
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload))
+
+    def json(self, suffix: str = "/up") -> list[dict[str, Any]]:
+        with self.lock:
+            return [json.loads(p) for t, p in self.messages if t.endswith(suffix)]
+
+    def wait_for(self, n: int, suffix: str = "/up", timeout_s: float = 20.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            got = self.json(suffix)
+            if len(got) >= n:
+                return got
+            time.sleep(0.05)
+        return self.json(suffix)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Forwarder:
+    """Sends GWMP PUSH_DATA datagrams like a packet forwarder (tests only; hil has the full one)."""
+
+    def __init__(self, port: int, eui: str = "b827ebfffe6c1a2b") -> None:
+        self.port = port
+        self.eui = bytes.fromhex(eui)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(2)
+        self.token = 0
+        self.tmst = 1_000_000
+
+    def rxpk(self, phy: bytes, rssi: int = -70, lsnr: float = 8.5, freq: float = 868.1) -> dict[str, Any]:
+        self.tmst = (self.tmst + 1_000_000) & 0xFFFFFFFF
+        return {"tmst": self.tmst, "chan": 0, "rfch": 0, "freq": freq, "stat": 1, "modu": "LORA",
+                "datr": "SF7BW125", "codr": "4/5", "rssi": rssi, "lsnr": lsnr, "size": len(phy),
+                "data": base64.b64encode(phy).decode()}
+
+    def push(self, *phys: bytes, wait_ack: bool = True, **kw: Any) -> bytes | None:
+        self.token = (self.token + 1) & 0xFFFF
+        body = json.dumps({"rxpk": [self.rxpk(p, **kw) for p in phys]}).encode()
+        self.sock.sendto(b"\x02" + self.token.to_bytes(2, "big") + b"\x00" + self.eui + body, ("127.0.0.1", self.port))
+        if not wait_ack:
+            return None
+        try:
+            return self.sock.recv(64)
+        except TimeoutError:
+            return None
+
+    def raw(self, data: bytes) -> None:
+        self.sock.sendto(data, ("127.0.0.1", self.port))
+
+    def close(self) -> None:
+        self.sock.close()
