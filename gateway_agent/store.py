@@ -6,6 +6,7 @@ reading + outbox row + device FCnt (+ rule state + alerts) in ONE transaction.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -673,6 +674,10 @@ class Store:
         for _ in range(200):
             if self.used_bytes() + self._wal_bytes() <= target:
                 break
+            if self._wal_bytes() > max_bytes * 0.1:
+                self.checkpoint()
+                if self.used_bytes() + self._wal_bytes() <= target:
+                    break
             n = self._write(
                 lambda db: (
                     db.execute(
@@ -722,6 +727,10 @@ class Store:
                 except sqlite3.Error:
                     pass
         return dropped
+
+    def checkpoint(self) -> None:
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _wal_bytes(self) -> int:
         try:
