@@ -26,6 +26,8 @@ from gateway_agent.store import PRIO_READING, OutboxRow, Store
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 StoreCall = Callable[..., Awaitable[Any]]
+_MQTT_LOG = logging.getLogger("gateway_agent.mqtt")
+_MQTT_LOG.setLevel(logging.ERROR)  # aiomqtt warns per pending publish: a log storm on an SD card
 _UPSTREAM_ERRORS = (aiomqtt.MqttError, UpstreamError, OSError, ssl.SSLError)
 
 
@@ -165,6 +167,7 @@ class Forwarder:
             max_inflight_messages=self.cfg.inflight,
             max_queued_outgoing_messages=0,
             timeout=10,
+            logger=_MQTT_LOG,
         )
 
     # -- main loop -----------------------------------------------------------------------
@@ -236,9 +239,9 @@ class Forwarder:
     async def _drain(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         """Publish outbox rows in (priority, seq) order with up to `inflight` awaiting PUBACK."""
         window = self.cfg.inflight
-        inflight: set[int] = set()  # seqs published, PUBACK pending
-        acked: list[int] = []  # seqs acknowledged, not yet deleted
-        pending_delete: set[int] = set()
+        busy: set[int] = set()  # published and not yet deleted (in flight, or acked awaiting delete)
+        inflight: set[int] = set()
+        acked: list[int] = []
         failed: list[BaseException] = []
         next_status = time.monotonic() + self.cfg.status_interval_s
         slots = asyncio.Semaphore(window)
@@ -256,22 +259,24 @@ class Forwarder:
                 inflight.difference_update(seqs)
                 slots.release()
 
+        async def delete_acked() -> None:
+            if acked:
+                done = list(acked)
+                acked.clear()
+                await self.store_call(self.store.outbox_delete, done)
+                busy.difference_update(done)
+
         async with asyncio.TaskGroup() as tg:
             while True:
                 if failed:
                     raise failed[0]
                 tasks = {t for t in tasks if not t.done()}
-                if acked:
-                    done, acked[:] = list(acked), []
-                    pending_delete.update(done)
-                    await self.store_call(self.store.outbox_delete, done)
-                    pending_delete.difference_update(done)
+                await delete_acked()
                 if stop.is_set():
                     break
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.cfg.status_interval_s
                     tasks.add(tg.create_task(self._publish_status(client), name="status"))
-                busy = inflight | pending_delete
                 rows: list[OutboxRow] = await self.store_call(
                     self.store.outbox_fetch, max(window * 4, 256) + len(busy)
                 )
@@ -293,15 +298,15 @@ class Forwarder:
                         raise failed[0]
                     await self._limiter.acquire()
                     inflight.update(seqs)
+                    busy.update(seqs)
                     tasks.add(tg.create_task(publish(seqs, topic, payload), name="publish"))
-                    if acked and len(acked) >= 256:
+                    if len(acked) >= 512:
                         break
             # Stop: wait (bounded) for in-flight PUBACKs; unacked rows stay in the outbox.
             deadline = time.monotonic() + 2.0
             while inflight and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
-            if acked:
-                await self.store_call(self.store.outbox_delete, list(acked))
+            await delete_acked()
             for t in tasks:
                 t.cancel()
 
