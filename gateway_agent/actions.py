@@ -45,7 +45,9 @@ async def _run_one(daemon: Any, action: Any, alert: Alert, dev: Device) -> None:
         argv = [str(a) for a in action.argv]
         timeout = float(getattr(action, "timeout_s", 10.0))
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
         payload = json.dumps(alert_message(alert)).encode()
@@ -56,19 +58,40 @@ async def _run_one(daemon: Any, action: Any, alert: Alert, dev: Device) -> None:
                 proc.kill()
             await proc.wait()
             daemon.counters.inc("action_failures", rule=alert.rule, reason="timeout")
-            log_event(log, logging.WARNING, "action_failed", rule=alert.rule, reason="timeout", argv0=argv[0])
+            log_event(
+                log,
+                logging.WARNING,
+                "action_failed",
+                rule=alert.rule,
+                reason="timeout",
+                argv0=argv[0],
+            )
             return
         if proc.returncode != 0:
             daemon.counters.inc("action_failures", rule=alert.rule, reason="exit_status")
-            log_event(log, logging.WARNING, "action_failed", rule=alert.rule, reason="exit_status",
-                      status=proc.returncode, argv0=argv[0], stderr=err.decode(errors="replace")[:200])
+            log_event(
+                log,
+                logging.WARNING,
+                "action_failed",
+                rule=alert.rule,
+                reason="exit_status",
+                status=proc.returncode,
+                argv0=argv[0],
+                stderr=err.decode(errors="replace")[:200],
+            )
             return
         daemon.counters.inc("actions_run", rule=alert.rule, kind="command")
     elif kind == "downlink":
         if alert.state != "raised":
             return
-        seq = await daemon.st.call(daemon.store.queue_downlink, dev.dev_eui, int(action.f_port),
-                                   bytes(action.payload), bool(getattr(action, "confirmed", False)))
+        seq = await daemon.st.call(
+            daemon.store.queue_downlink,
+            dev.dev_eui,
+            int(action.f_port),
+            bytes(action.payload),
+            bool(getattr(action, "confirmed", False)),
+        )
         daemon.ingest.pending_downlinks.setdefault(dev.dev_eui, []).append(
-            {"seq": seq, "f_port": int(action.f_port), "payload": bytes(action.payload)})
+            {"seq": seq, "f_port": int(action.f_port), "payload": bytes(action.payload)}
+        )
         daemon.counters.inc("actions_run", rule=alert.rule, kind="downlink")

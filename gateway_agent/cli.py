@@ -4,18 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
-import tomllib
-from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from gateway_agent.config import Config, load_devices, parse_hex, read_config, read_devices
+from gateway_agent.config import Config, parse_hex, read_config, read_devices
 from gateway_agent.errors import AgentError, ConfigError, ControlError
 
 DEFAULT_CONFIG = "/etc/gateway-agent/agent.toml"
@@ -90,8 +86,15 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--config", "config_path", envvar="GATEWAY_AGENT_CONFIG", default=DEFAULT_CONFIG,
-              show_default=True, help="Agent config file (env GATEWAY_AGENT_CONFIG).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="GATEWAY_AGENT_CONFIG",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Agent config file (env GATEWAY_AGENT_CONFIG).",
+)
 @click.version_option(package_name="gateway-agent")
 @click.pass_context
 def main(ctx: click.Context, config_path: str) -> None:
@@ -131,12 +134,19 @@ def config_check(file: str, as_json: bool) -> None:
         else:
             err_console.print(f"invalid: {e}", markup=False, highlight=False)
         sys.exit(2)
-    summary = {"valid": True, "gateway_id": cfg.agent.gateway_id, "sources": len(cfg.sources),
-               "rules": len(cfg.rules), "devices": n}
+    summary = {
+        "valid": True,
+        "gateway_id": cfg.agent.gateway_id,
+        "sources": len(cfg.sources),
+        "rules": len(cfg.rules),
+        "devices": n,
+    }
     if as_json:
         emit(summary)
     else:
-        click.echo(f"ok: gateway {cfg.agent.gateway_id}, {len(cfg.sources)} sources, {len(cfg.rules)} rules, {n} devices")
+        click.echo(
+            f"ok: gateway {cfg.agent.gateway_id}, {len(cfg.sources)} sources, {len(cfg.rules)} rules, {n} devices"
+        )
 
 
 # --------------------------------------------------------------------------- frames & codecs
@@ -155,14 +165,23 @@ def frame() -> None:
 @click.option("--fcnt-msb", type=click.IntRange(0, 0xFFFF))
 @click.option("--dev-nonce", type=click.IntRange(0, 0xFFFF))
 @click.option("--json", "as_json", is_flag=True)
-def frame_decode(hex_payload: str, nwk_s_key: str | None, app_s_key: str | None, app_key: str | None,
-                 fcnt_msb: int | None, dev_nonce: int | None, as_json: bool) -> None:
+def frame_decode(
+    hex_payload: str,
+    nwk_s_key: str | None,
+    app_s_key: str | None,
+    app_key: str | None,
+    fcnt_msb: int | None,
+    dev_nonce: int | None,
+    as_json: bool,
+) -> None:
     """Parse a PHYPayload (and verify/decrypt it with keys)."""
     from gateway_agent.lorawan.inspect import describe_frame
 
     phy = hex_arg(hex_payload, "HEX")
-    keys = {k: hex_arg(v, k, 16) if v else None for k, v in
-            (("nwk_s_key", nwk_s_key), ("app_s_key", app_s_key), ("app_key", app_key))}
+    keys = {
+        k: hex_arg(v, k, 16) if v else None
+        for k, v in (("nwk_s_key", nwk_s_key), ("app_s_key", app_s_key), ("app_key", app_key))
+    }
     try:
         out = describe_frame(phy, fcnt_msb=fcnt_msb, dev_nonce=dev_nonce, **keys)
     except AgentError as e:
@@ -214,7 +233,12 @@ def codecs_list(as_json: bool) -> None:
         return
     t = Table("codec", "vendor", "models", "class")
     for r in rows:
-        t.add_row(r["id"], str(r.get("vendor", "")), ", ".join(r.get("models", [])), str(r.get("class", "")))
+        t.add_row(
+            r["id"],
+            str(r.get("vendor", "")),
+            ", ".join(r.get("models", [])),
+            str(r.get("class", "")),
+        )
     console.print(t)
 
 

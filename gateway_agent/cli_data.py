@@ -46,7 +46,9 @@ def parse_since(s: str | None) -> float | None:
     try:
         return dt.datetime.fromisoformat(s).timestamp()
     except ValueError:
-        raise click.BadParameter("expected e.g. 30m, 2h, 7d or an ISO date", param_hint="--since") from None
+        raise click.BadParameter(
+            "expected e.g. 30m, 2h, 7d or an ISO date", param_hint="--since"
+        ) from None
 
 
 def _get(c: Ctx, cmd: str, offline: Any, **args: Any) -> Any:
@@ -95,13 +97,27 @@ def devices_list(c: Ctx, as_json: bool) -> None:
     if as_json:
         emit(rows)
         return
-    t = Table("dev_eui", "name", "class", "codec", "act", "last seen", "rssi", "snr", "battery", "fcnt")
+    t = Table(
+        "dev_eui", "name", "class", "codec", "act", "last seen", "rssi", "snr", "battery", "fcnt"
+    )
     for r in rows:
-        batt = f"{r['battery_v']} V" if r.get("battery_v") is not None else (
-            f"{r['battery_pct']} %" if r.get("battery_pct") is not None else "-")
-        t.add_row(r["dev_eui"], r["name"], r["class"], r["codec"] or "-", r["activation"], _ago(r["last_seen"]),
-                  str(r["rssi"] if r["rssi"] is not None else "-"), str(r["snr"] if r["snr"] is not None else "-"),
-                  batt, str(r["fcnt_up"] if r["fcnt_up"] is not None else "-"))
+        batt = (
+            f"{r['battery_v']} V"
+            if r.get("battery_v") is not None
+            else (f"{r['battery_pct']} %" if r.get("battery_pct") is not None else "-")
+        )
+        t.add_row(
+            r["dev_eui"],
+            r["name"],
+            r["class"],
+            r["codec"] or "-",
+            r["activation"],
+            _ago(r["last_seen"]),
+            str(r["rssi"] if r["rssi"] is not None else "-"),
+            str(r["snr"] if r["snr"] is not None else "-"),
+            batt,
+            str(r["fcnt_up"] if r["fcnt_up"] is not None else "-"),
+        )
     console.print(t)
 
 
@@ -150,19 +166,45 @@ def _new_store(c: Ctx) -> Any:
 @click.option("--codec")
 @click.option("--tag", "tags", multiple=True)
 @click.option("--dev-addr")
-@click.option("--nwk-s-key", envvar="GA_NWK_S_KEY", help="or env GA_NWK_S_KEY (keeps it out of shell history)")
+@click.option(
+    "--nwk-s-key", envvar="GA_NWK_S_KEY", help="or env GA_NWK_S_KEY (keeps it out of shell history)"
+)
 @click.option("--app-s-key", envvar="GA_APP_S_KEY", help="or env GA_APP_S_KEY")
 @click.option("--join-eui")
 @click.option("--app-key", envvar="GA_APP_KEY", help="or env GA_APP_KEY")
-@click.option("--setting", "settings", multiple=True, help="KEY=VALUE per-device setting (TOML value)")
+@click.option(
+    "--setting", "settings", multiple=True, help="KEY=VALUE per-device setting (TOML value)"
+)
 @pass_ctx
-def devices_add(c: Ctx, dev_eui: str, name: str, device_class: str, codec: str | None, tags: tuple[str, ...],
-                dev_addr: str | None, nwk_s_key: str | None, app_s_key: str | None, join_eui: str | None,
-                app_key: str | None, settings: tuple[str, ...]) -> None:
+def devices_add(
+    c: Ctx,
+    dev_eui: str,
+    name: str,
+    device_class: str,
+    codec: str | None,
+    tags: tuple[str, ...],
+    dev_addr: str | None,
+    nwk_s_key: str | None,
+    app_s_key: str | None,
+    join_eui: str | None,
+    app_key: str | None,
+    settings: tuple[str, ...],
+) -> None:
     """Provision (or update) one ABP or OTAA device."""
-    raw: dict[str, Any] = {"dev_eui": dev_eui, "name": name, "class": device_class, "tags": list(tags)}
-    for k, v in (("codec", codec), ("dev_addr", dev_addr), ("nwk_s_key", nwk_s_key), ("app_s_key", app_s_key),
-                 ("join_eui", join_eui), ("app_key", app_key)):
+    raw: dict[str, Any] = {
+        "dev_eui": dev_eui,
+        "name": name,
+        "class": device_class,
+        "tags": list(tags),
+    }
+    for k, v in (
+        ("codec", codec),
+        ("dev_addr", dev_addr),
+        ("nwk_s_key", nwk_s_key),
+        ("app_s_key", app_s_key),
+        ("join_eui", join_eui),
+        ("app_key", app_key),
+    ):
         if v:
             raw[k] = v
     if settings:
@@ -214,9 +256,13 @@ def devices_import(c: Ctx, file: str) -> None:
 
     n = 0
     chunk = 200
-    for i in track(range(0, len(raw), chunk), description="importing", console=console,
-                   disable=not sys.stderr.isatty()):
-        n += _put(c, raw[i:i + chunk], origin="import")
+    for i in track(
+        range(0, len(raw), chunk),
+        description="importing",
+        console=console,
+        disable=not sys.stderr.isatty(),
+    ):
+        n += _put(c, raw[i : i + chunk], origin="import")
     click.echo(f"imported {n} devices")
 
 
@@ -226,8 +272,23 @@ def devices_import(c: Ctx, file: str) -> None:
 def devices_export(c: Ctx, as_json: bool) -> None:
     """Export device definitions without keys (TOML, or JSON with --json)."""
     rows = _get(c, "devices", views.devices_view)
-    out = [{k: r[k] for k in ("dev_eui", "name", "class", "codec", "tags", "activation", "dev_addr", "join_eui",
-                                "settings")} for r in rows]
+    out = [
+        {
+            k: r[k]
+            for k in (
+                "dev_eui",
+                "name",
+                "class",
+                "codec",
+                "tags",
+                "activation",
+                "dev_addr",
+                "join_eui",
+                "settings",
+            )
+        }
+        for r in rows
+    ]
     if as_json:
         emit(out)
         return
@@ -252,7 +313,9 @@ def devices_downlink(c: Ctx, dev_eui: str, fport: int, confirmed: bool, hex_payl
     eui = hex_arg(dev_eui, "DEV_EUI", 8)
     payload = hex_arg(hex_payload, "HEX")
     if c.online:
-        seq = c.ask("downlink", dev_eui=eui.hex(), f_port=fport, payload=payload.hex(), confirmed=confirmed)["queued"]
+        seq = c.ask(
+            "downlink", dev_eui=eui.hex(), f_port=fport, payload=payload.hex(), confirmed=confirmed
+        )["queued"]
     else:
         store = c.store()
         try:
@@ -278,11 +341,19 @@ def readings() -> None:
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def readings_show(c: Ctx, dev_eui: str | None, since: str | None, limit: int, as_json: bool) -> None:
+def readings_show(
+    c: Ctx, dev_eui: str | None, since: str | None, limit: int, as_json: bool
+) -> None:
     eui = hex_arg(dev_eui, "--device", 8) if dev_eui else None
     t0 = parse_since(since)
-    rows = _get(c, "readings", lambda s: s.readings(eui, t0, limit), dev_eui=eui.hex() if eui else None,
-                since=t0, limit=limit)
+    rows = _get(
+        c,
+        "readings",
+        lambda s: s.readings(eui, t0, limit),
+        dev_eui=eui.hex() if eui else None,
+        since=t0,
+        limit=limit,
+    )
     if as_json:
         emit(rows)
         return
@@ -292,8 +363,18 @@ def readings_show(c: Ctx, dev_eui: str | None, since: str | None, limit: int, as
 def _print_readings(rows: list[dict[str, Any]]) -> None:
     t = Table("time", "dev_eui", "fcnt", "port", "measurements", "rssi", "snr")
     for r in rows:
-        m = ", ".join(f"{k}={v}" for k, v in r["measurements"].items()) or (r.get("decode_error") or r["payload"])
-        t.add_row(_when(r["time"]), r["dev_eui"], str(r["fcnt"]), str(r["f_port"]), m, str(r["rssi"]), str(r["snr"]))
+        m = ", ".join(f"{k}={v}" for k, v in r["measurements"].items()) or (
+            r.get("decode_error") or r["payload"]
+        )
+        t.add_row(
+            _when(r["time"]),
+            r["dev_eui"],
+            str(r["fcnt"]),
+            str(r["f_port"]),
+            m,
+            str(r["rssi"]),
+            str(r["snr"]),
+        )
     console.print(t)
 
 
@@ -313,8 +394,14 @@ def readings_tail(c: Ctx, as_json: bool, count: int) -> None:
             if as_json:
                 emit(r)
             else:
-                m = " ".join(f"{k}={v}" for k, v in r["measurements"].items()) or r.get("decode_error") or r["payload"]
-                click.echo(f"{_when(r['time'])} {r['dev_eui']} fcnt={r['fcnt']} {m} rssi={r['rssi']} snr={r['snr']}")
+                m = (
+                    " ".join(f"{k}={v}" for k, v in r["measurements"].items())
+                    or r.get("decode_error")
+                    or r["payload"]
+                )
+                click.echo(
+                    f"{_when(r['time'])} {r['dev_eui']} fcnt={r['fcnt']} {m} rssi={r['rssi']} snr={r['snr']}"
+                )
             n += 1
             if count and n >= count:
                 break
@@ -339,8 +426,16 @@ def alerts_list(c: Ctx, only_open: bool, limit: int, as_json: bool) -> None:
         return
     t = Table("time", "id", "dev_eui", "rule", "state", "severity", "value", "acked")
     for a in rows:
-        t.add_row(_when(a["time"]), a["id"], a["dev_eui"], a["rule"], a["state"], a["severity"],
-                  f"{a['measurement']}={a['value']}", "yes" if a["acked"] else "")
+        t.add_row(
+            _when(a["time"]),
+            a["id"],
+            a["dev_eui"],
+            a["rule"],
+            a["state"],
+            a["severity"],
+            f"{a['measurement']}={a['value']}",
+            "yes" if a["acked"] else "",
+        )
     console.print(t)
 
 
@@ -368,7 +463,9 @@ def outbox_status(c: Ctx, as_json: bool) -> None:
         emit(st)
         return
     age = st["oldest_age_s"]
-    click.echo(f"{st['depth']} messages waiting {st['by_kind']}; oldest {age if age is not None else '-'} s")
+    click.echo(
+        f"{st['depth']} messages waiting {st['by_kind']}; oldest {age if age is not None else '-'} s"
+    )
 
 
 @outbox.command("retry")
@@ -384,17 +481,27 @@ def outbox_retry(c: Ctx) -> None:
 @main.command("export")
 @click.option("--since")
 @click.option("--device", "dev_eui")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="file (default: stdout)")
 @pass_ctx
 def export(c: Ctx, since: str | None, dev_eui: str | None, fmt: str, output: str | None) -> None:
     """Export stored readings as CSV (one row per measurement) or JSON."""
     eui = hex_arg(dev_eui, "--device", 8) if dev_eui else None
     t0 = parse_since(since)
-    rows = _get(c, "readings", lambda s: s.readings(eui, t0, 10_000_000), dev_eui=eui.hex() if eui else None,
-                since=t0, limit=10_000_000)
+    rows = _get(
+        c,
+        "readings",
+        lambda s: s.readings(eui, t0, 10_000_000),
+        dev_eui=eui.hex() if eui else None,
+        since=t0,
+        limit=10_000_000,
+    )
     if fmt == "json":
-        text = "\n".join(__import__("json").dumps(r, default=str) for r in rows) + ("\n" if rows else "")
+        text = "\n".join(__import__("json").dumps(r, default=str) for r in rows) + (
+            "\n" if rows else ""
+        )
     else:
         buf = io.StringIO()
         w = csv.writer(buf)

@@ -194,6 +194,10 @@ class _Table:
             raise ConfigError(self.key(extra[0]), "unknown key")
 
 
+def _c_any(v: Any, p: str) -> Any:
+    return v
+
+
 def c_str(v: Any, p: str) -> str:
     if not isinstance(v, str):
         raise ConfigError(p, f"expected a string, got {_type_name(v)}")
@@ -450,7 +454,7 @@ def load_config(
     """Build the frozen Config tree from a parsed TOML document. Raises ConfigError."""
     root = _Table(dict(doc), "")
     agent = _agent(_Table(root.req("agent", lambda v, p: v), "agent"), base_dir)
-    raw_sources = root.get("sources", lambda v, p: v, [])
+    raw_sources: Any = root.get("sources", _c_any, None) or []
     if not isinstance(raw_sources, list):
         raise ConfigError("sources", "expected an array of tables ([[sources]])")
     sources = tuple(_source(_Table(s, f"sources[{i}]"), i) for i, s in enumerate(raw_sources))
@@ -462,7 +466,7 @@ def load_config(
     store = _store(_Table(root.get("store", lambda v, p: v, {}), "store"))
     lorawan = _lorawan(_Table(root.get("lorawan", lambda v, p: v, {}), "lorawan"))
     metrics = _metrics(_Table(root.get("metrics", lambda v, p: v, {}), "metrics"))
-    raw_rules = root.get("rules", lambda v, p: v, [])
+    raw_rules: Any = root.get("rules", _c_any, None) or []
     if not isinstance(raw_rules, list):
         raise ConfigError("rules", "expected an array of tables ([[rules]])")
     for i, r in enumerate(raw_rules):
@@ -510,6 +514,10 @@ def read_config(path: str | Path) -> Config:
 
 # --------------------------------------------------------------------------- devices file
 
+
+def _c_table(v: Any, p: str) -> dict[str, Any]:
+    return _Table(v, p).data
+
 DEVICE_KEYS_SECRET = ("nwk_s_key", "app_s_key", "app_key")
 
 
@@ -519,7 +527,7 @@ def load_devices(doc: Mapping[str, Any]) -> list[Any]:
     from gateway_agent.secret import Secret
 
     root = _Table(dict(doc), "")
-    raw = root.get("device", lambda v, p: v, [])
+    raw: Any = root.get("device", _c_any, None) or []
     root.done()
     if not isinstance(raw, list):
         raise ConfigError("device", "expected an array of tables ([[device]])")
@@ -531,7 +539,7 @@ def load_devices(doc: Mapping[str, Any]) -> list[Any]:
         if dev_eui in seen:
             raise ConfigError(t.key("dev_eui"), f"duplicate of device[{seen[dev_eui]}]")
         seen[dev_eui] = i
-        settings = t.get("settings", lambda v, p: _Table(v, p).data, {})
+        settings: dict[str, Any] = t.get("settings", _c_table, {})
 
         def key(name: str, t: _Table = t) -> Secret | None:
             b = t.get(name, c_hex(16), None)
@@ -542,7 +550,7 @@ def load_devices(doc: Mapping[str, Any]) -> list[Any]:
             name=t.get("name", c_str, ""),
             device_class=t.get("class", c_choice(*DEVICE_CLASSES), "other"),
             codec=t.get("codec", c_nonempty, None),
-            tags=t.get("tags", c_list(c_nonempty), ()),
+            tags=t.get("tags", c_list(c_nonempty), tuple[str, ...]()),
             settings=settings,
             dev_addr=t.get("dev_addr", c_hex(4), None),
             nwk_s_key=key("nwk_s_key"),
@@ -554,7 +562,10 @@ def load_devices(doc: Mapping[str, Any]) -> list[Any]:
         abp = [k for k in ("dev_addr", "nwk_s_key", "app_s_key") if dev[k] is not None]
         otaa = [k for k in ("join_eui", "app_key") if dev[k] is not None]
         if abp and otaa:
-            raise ConfigError(t.key(otaa[0]), "a device is either ABP (dev_addr, nwk_s_key, app_s_key) or OTAA (join_eui, app_key), not both")
+            raise ConfigError(
+                t.key(otaa[0]),
+                "a device is either ABP (dev_addr, nwk_s_key, app_s_key) or OTAA (join_eui, app_key), not both",
+            )
         if abp and len(abp) != 3:
             missing = next(k for k in ("dev_addr", "nwk_s_key", "app_s_key") if dev[k] is None)
             raise ConfigError(t.key(missing), "is required for an ABP device")
@@ -562,7 +573,10 @@ def load_devices(doc: Mapping[str, Any]) -> list[Any]:
             missing = next(k for k in ("join_eui", "app_key") if dev[k] is None)
             raise ConfigError(t.key(missing), "is required for an OTAA device")
         if not abp and not otaa:
-            raise ConfigError(t.key("dev_addr"), "expected ABP keys (dev_addr, nwk_s_key, app_s_key) or OTAA keys (join_eui, app_key)")
+            raise ConfigError(
+                t.key("dev_addr"),
+                "expected ABP keys (dev_addr, nwk_s_key, app_s_key) or OTAA keys (join_eui, app_key)",
+            )
         t.done()
         out.append(Device(**dev))  # type: ignore[arg-type]
     return out
@@ -575,7 +589,10 @@ def check_secret_file(path: Path, key_path: str) -> None:
     except OSError as e:
         raise ConfigError(key_path, f"{path}: cannot read: {e.strerror}") from e
     if mode & 0o004:
-        raise ConfigError(key_path, f"{path} holds keys and is world-readable (mode {mode & 0o777:o}); run: chmod 600 {path}")
+        raise ConfigError(
+            key_path,
+            f"{path} holds keys and is world-readable (mode {mode & 0o777:o}); run: chmod 600 {path}",
+        )
 
 
 def read_devices(path: str | Path, key_path: str = "agent.devices_file") -> list[Any]:

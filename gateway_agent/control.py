@@ -29,7 +29,9 @@ class ControlServer:
         self.path = path
         self.group = group
         self.handlers: dict[str, Handler] = {}
-        self.streams: dict[str, Callable[[dict[str, Any], asyncio.StreamWriter], Awaitable[None]]] = {}
+        self.streams: dict[
+            str, Callable[[dict[str, Any], asyncio.StreamWriter], Awaitable[None]]
+        ] = {}
 
     def command(self, name: str) -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
@@ -46,7 +48,9 @@ class ControlServer:
             self.path.unlink()
         old = os.umask(0o117)
         try:
-            server = await asyncio.start_unix_server(self._client, path=str(self.path), limit=MAX_REQUEST)
+            server = await asyncio.start_unix_server(
+                self._client, path=str(self.path), limit=MAX_REQUEST
+            )
         finally:
             os.umask(old)
         os.chmod(self.path, 0o660)
@@ -54,7 +58,13 @@ class ControlServer:
             try:
                 os.chown(self.path, -1, grp.getgrnam(self.group).gr_gid)
             except (KeyError, PermissionError) as e:
-                log_event(log, logging.WARNING, "control_socket_group_failed", group=self.group, error=str(e))
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "control_socket_group_failed",
+                    group=self.group,
+                    error=str(e),
+                )
         log_event(log, logging.INFO, "control_listening", path=str(self.path))
         async with server:
             await stop.wait()
@@ -70,7 +80,7 @@ class ControlServer:
                 try:
                     req = json.loads(line)
                     if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
-                        raise ValueError("expected {\"cmd\": ...}")
+                        raise ValueError('expected {"cmd": ...}')
                 except ValueError as e:
                     await self._send(writer, {"ok": False, "error": f"bad request: {e}"})
                     continue
@@ -88,7 +98,12 @@ class ControlServer:
                 except Exception as e:  # a bad request must not kill the daemon
                     log_event(log, logging.WARNING, "control_error", cmd=cmd, error=str(e))
                     await self._send(writer, {"ok": False, "error": str(e) or type(e).__name__})
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+        except (
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ValueError,
+        ):
             pass
         finally:
             writer.close()

@@ -44,8 +44,11 @@ def register(ctl: ControlServer, d: Any) -> None:  # d: gateway_agent.daemon.Dae
                 "last_error": fw.last_error,
                 "published": fw.published,
             },
-            "ingest": {"accepted": d.ingest.accepted, "refused": d.ingest.refused,
-                       "queue": d.frames.qsize()},
+            "ingest": {
+                "accepted": d.ingest.accepted,
+                "refused": d.ingest.refused,
+                "queue": d.frames.qsize(),
+            },
             "counters": d.counters.snapshot(),
         }
 
@@ -107,9 +110,12 @@ def register(ctl: ControlServer, d: Any) -> None:  # d: gateway_agent.daemon.Dae
         if eui not in d.ingest.devices:
             raise ValueError(f"unknown device {req['dev_eui']}")
         payload = bytes.fromhex(req["payload"])
-        seq = await call(store.queue_downlink, eui, int(req["f_port"]), payload, bool(req.get("confirmed")))
+        seq = await call(
+            store.queue_downlink, eui, int(req["f_port"]), payload, bool(req.get("confirmed"))
+        )
         d.ingest.pending_downlinks.setdefault(eui, []).append(
-            {"seq": seq, "f_port": int(req["f_port"]), "payload": payload})
+            {"seq": seq, "f_port": int(req["f_port"]), "payload": payload}
+        )
         return {"queued": seq}
 
     @ctl.command("reload")

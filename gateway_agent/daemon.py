@@ -77,7 +77,13 @@ def open_store(cfg: Config) -> tuple[Store, dict[str, Any] | None]:
                 dest = Path(f"{path}.corrupt-{stamp}{suffix}")
                 shutil.move(p, dest)
                 moved.append(str(dest))
-        log_event(log, logging.ERROR, "database_recovered", error=str(e), moved_to=moved[0] if moved else None)
+        log_event(
+            log,
+            logging.ERROR,
+            "database_recovered",
+            error=str(e),
+            moved_to=moved[0] if moved else None,
+        )
         store = Store(path, cfg.store.synchronous)
         return store, {"error": str(e), "movedTo": moved}
 
@@ -149,15 +155,33 @@ class Daemon:
             self.notifier.stopping()
             await self.st.call(self.store.close)
             self.st.close()
-            log_event(log, logging.INFO, "stopped", accepted=self.ingest.accepted if hasattr(self, "ingest") else 0)
+            log_event(
+                log,
+                logging.INFO,
+                "stopped",
+                accepted=self.ingest.accepted if hasattr(self, "ingest") else 0,
+            )
 
     async def _run(self, recovered: dict[str, Any] | None) -> None:
         await self.sync_devices_file()
-        self.forwarder = Forwarder(self.cfg.upstream, self.cfg.agent.gateway_id, self.store, self.st.call,
-                                   self.counters, self.status_figures)
-        self.ingest = Ingest(self.cfg, self.store, self.st.call, self.counters, self.send_downlink,
-                             on_commit=self._on_commit, run_actions=self._run_actions,
-                             can_downlink=self.can_downlink)
+        self.forwarder = Forwarder(
+            self.cfg.upstream,
+            self.cfg.agent.gateway_id,
+            self.store,
+            self.st.call,
+            self.counters,
+            self.status_figures,
+        )
+        self.ingest = Ingest(
+            self.cfg,
+            self.store,
+            self.st.call,
+            self.counters,
+            self.send_downlink,
+            on_commit=self._on_commit,
+            run_actions=self._run_actions,
+            can_downlink=self.can_downlink,
+        )
         await self.st.call(self.ingest.load)
         await self._load_downlinks()
         if recovered is not None:
@@ -177,8 +201,16 @@ class Daemon:
             tg.create_task(self._watchdog(), name="watchdog")
             tg.create_task(self._reloader(), name="reloader")
             tg.create_task(actions_worker(self), name="actions")
-            log_event(log, logging.INFO, "started", version=__version__, gateway_id=self.cfg.agent.gateway_id,
-                      sources=len(self.sources), devices=len(self.ingest.devices), db=str(self.cfg.agent.db_path))
+            log_event(
+                log,
+                logging.INFO,
+                "started",
+                version=__version__,
+                gateway_id=self.cfg.agent.gateway_id,
+                sources=len(self.sources),
+                devices=len(self.ingest.devices),
+                db=str(self.cfg.agent.db_path),
+            )
             self.notifier.ready(f"running: {len(self.ingest.devices)} devices")
 
     def _on_commit(self) -> None:
@@ -212,7 +244,9 @@ class Daemon:
                     next_house = time.monotonic() + HOUSEKEEPING_S
                     await self._housekeeping()
             except AgentError as e:
-                log_event(log, logging.WARNING, "housekeeping_failed", reason=e.reason, error=str(e))
+                log_event(
+                    log, logging.WARNING, "housekeeping_failed", reason=e.reason, error=str(e)
+                )
             except Exception:
                 self.counters.internal_error("timers")
                 log.exception("internal_error where=timers")
@@ -221,7 +255,9 @@ class Daemon:
         # Clock jump: wall minus monotonic moves only when the wall clock is stepped.
         offset = time.time() - time.monotonic()
         if abs(offset - self.clock_offset) > CLOCK_JUMP_S:
-            log_event(log, logging.WARNING, "clock_jump", jump_s=round(offset - self.clock_offset, 1))
+            log_event(
+                log, logging.WARNING, "clock_jump", jump_s=round(offset - self.clock_offset, 1)
+            )
             self.ingest.add_event("clock_jump", {"jumpS": round(offset - self.clock_offset, 1)})
         self.clock_offset = offset
         stats: dict[str, Any] = {}
@@ -232,8 +268,11 @@ class Daemon:
         if stats:
             await self.st.call(self.store.save_gateway_stats, stats)
         dropped = await self.st.call(
-            self.store.enforce_cap, int(self.cfg.store.max_db_mb * 1024 * 1024),
-            self.cfg.store.retention_days * 86400, time.time())
+            self.store.enforce_cap,
+            int(self.cfg.store.max_db_mb * 1024 * 1024),
+            self.cfg.store.retention_days * 86400,
+            time.time(),
+        )
         lost = {k: v for k, v in dropped.items() if v and k != "history"}
         for k, v in dropped.items():
             if v:
@@ -293,7 +332,9 @@ class Daemon:
             log_event(log, logging.ERROR, "config_reload_failed", error=str(e))
             self.notifier.ready("running (reload rejected)")
             return {"reloaded": False, "error": str(e)}
-        restart_needed = [k for k in ("sources", "store", "lorawan") if getattr(new, k) != getattr(self.cfg, k)]
+        restart_needed = [
+            k for k in ("sources", "store", "lorawan") if getattr(new, k) != getattr(self.cfg, k)
+        ]
         self.cfg = new
         self.ingest.cfg = new
         logging.getLogger().setLevel(new.agent.log_level)
@@ -301,7 +342,9 @@ class Daemon:
         await self.st.call(self.ingest.load)
         await self._load_downlinks()
         self.ingest.add_event("config_reloaded", {"restartNeededFor": restart_needed})
-        log_event(log, logging.INFO, "config_reloaded", restart_needed=",".join(restart_needed) or None)
+        log_event(
+            log, logging.INFO, "config_reloaded", restart_needed=",".join(restart_needed) or None
+        )
         self.notifier.ready("running (reloaded)")
         return {"reloaded": True, "restart_needed": restart_needed}
 

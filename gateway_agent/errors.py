@@ -32,7 +32,9 @@ class FrameError(BadInput):
 class MicError(BadInput):
     reason = "mic"
 
-    def __init__(self, message: str = "", *, dev_addr: str | None = None, reason: str | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, dev_addr: str | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message, reason=reason)
         self.dev_addr = dev_addr
 
@@ -56,7 +58,9 @@ class ReplayError(BadInput):
 class UnknownDevice(BadInput):
     reason = "unknown_device"
 
-    def __init__(self, message: str = "", *, dev_addr: str | None = None, reason: str | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, dev_addr: str | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message, reason=reason)
         self.dev_addr = dev_addr
 
@@ -66,7 +70,9 @@ class CodecError(BadInput):
 
     reason = "codec"
 
-    def __init__(self, message: str = "", *, codec: str | None = None, reason: str | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, codec: str | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message, reason=reason)
         self.codec = codec
 

@@ -226,8 +226,13 @@ class Forwarder:
             delay = self._backoff.next_delay()
             log_event(log, logging.INFO, "upstream_retry", delay_s=round(delay, 2))
             self._retry.clear()
-            waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._retry.wait())}
-            _, pending = await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            waiters = {
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self._retry.wait()),
+            }
+            _, pending = await asyncio.wait(
+                waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+            )
             for w in waiters:
                 w.cancel()
 
@@ -239,7 +244,9 @@ class Forwarder:
     async def _drain(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         """Publish outbox rows in (priority, seq) order with up to `inflight` awaiting PUBACK."""
         window = self.cfg.inflight
-        busy: set[int] = set()  # published and not yet deleted (in flight, or acked awaiting delete)
+        busy: set[int] = (
+            set()
+        )  # published and not yet deleted (in flight, or acked awaiting delete)
         inflight: set[int] = set()
         acked: list[int] = []
         failed: list[BaseException] = []
@@ -304,7 +311,7 @@ class Forwarder:
                         break
             # Stop: wait (bounded) for in-flight PUBACKs; unacked rows stay in the outbox.
             deadline = time.monotonic() + 2.0
-            while inflight and time.monotonic() < deadline:
+            while inflight and time.monotonic() < deadline:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
             await delete_acked()
             for t in tasks:

@@ -132,7 +132,11 @@ class Ingest:
             if stop.is_set() and frames.empty():
                 break
             try:
-                fr = await asyncio.wait_for(frames.get(), timeout=timeout) if timeout > 0 else frames.get_nowait()
+                fr = (
+                    await asyncio.wait_for(frames.get(), timeout=timeout)
+                    if timeout > 0
+                    else frames.get_nowait()
+                )
                 self._add_frame(fr)
                 # Drain what is already queued without yielding per frame.
                 for _ in range(2000):
@@ -145,7 +149,8 @@ class Ingest:
             for group in self.dedup.pop_due(time.monotonic()):
                 self._guard(self.handle_group, group)
             if self.batch_started is not None and (
-                time.monotonic() - self.batch_started >= interval or len(self.batch) >= self.cfg.store.commit_rows
+                time.monotonic() - self.batch_started >= interval
+                or len(self.batch) >= self.cfg.store.commit_rows
             ):
                 await self.flush()
         # Stop: everything still in the dedup window is handled now, then the last batch.
@@ -187,7 +192,9 @@ class Ingest:
         res = verify_uplink(fr, sessions, self.cfg.lorawan.max_fcnt_gap)
         if isinstance(res, UplinkRejected):
             self.counters.bad_input(res.reason)
-            self.limiter.warn("uplink_rejected", reason=res.reason, dev_addr=fr.dev_addr.hex(), fcnt=fr.fcnt16)
+            self.limiter.warn(
+                "uplink_rejected", reason=res.reason, dev_addr=fr.dev_addr.hex(), fcnt=fr.fcnt16
+            )
             return
         if isinstance(res, UplinkRetransmission):
             self.counters.inc("uplink_retransmissions")
@@ -215,12 +222,22 @@ class Ingest:
         if res.f_port and dev.codec:
             try:
                 d = decoders.decode(dev.codec, res.f_port, res.payload, dev.settings)
-                measurements, flags, extras, obj = dict(d.measurements), dict(d.flags), dict(d.extras), dict(d.object)
+                measurements, flags, extras, obj = (
+                    dict(d.measurements),
+                    dict(d.flags),
+                    dict(d.extras),
+                    dict(d.object),
+                )
             except CodecError as e:
                 err = str(e)
                 self.counters.inc("decode_errors", codec=dev.codec, dev_eui=dev.dev_eui.hex())
-                self.limiter.warn("decode_failed", key=f"decode:{dev.dev_eui.hex()}", dev_eui=dev.dev_eui.hex(),
-                                  codec=dev.codec, reason=e.reason)
+                self.limiter.warn(
+                    "decode_failed",
+                    key=f"decode:{dev.dev_eui.hex()}",
+                    dev_eui=dev.dev_eui.hex(),
+                    codec=dev.codec,
+                    reason=e.reason,
+                )
         return Reading(
             id=reading_id(self.cfg.agent.gateway_id, dev.dev_eui, res.fcnt),
             dev_eui=dev.dev_eui,
@@ -245,15 +262,33 @@ class Ingest:
         eui = dev.dev_eui.hex()
         best = r.rx[0] if r.rx else None
         b.readings.append(
-            (r.id, eui, r.fcnt, r.f_port, r.time, int(r.time_valid), r.payload, dumps(dict(r.measurements)),
-             dumps(dict(r.flags)), r.decode_error, best.rssi_dbm if best else None,
-             best.snr_db if best else None, len(r.rx))
+            (
+                r.id,
+                eui,
+                r.fcnt,
+                r.f_port,
+                r.time,
+                int(r.time_valid),
+                r.payload,
+                dumps(dict(r.measurements)),
+                dumps(dict(r.flags)),
+                r.decode_error,
+                best.rssi_dbm if best else None,
+                best.snr_db if best else None,
+                len(r.rx),
+            )
         )
         body = dumps(uplink_message(r, self.cfg.agent.gateway_id, dev.name, dev.tags))
-        b.outbox.append((PRIO_READING, "up", eui, f"devices/{eui}/up", r.id, body, r.time, time.monotonic()))
+        b.outbox.append(
+            (PRIO_READING, "up", eui, f"devices/{eui}/up", r.id, body, r.time, time.monotonic())
+        )
         b.fcnt_up[eui] = r.fcnt
-        b.seen[eui] = (r.time, best.rssi_dbm if best else None, best.snr_db if best else None,
-                       dumps(dict(r.measurements)))
+        b.seen[eui] = (
+            r.time,
+            best.rssi_dbm if best else None,
+            best.snr_db if best else None,
+            dumps(dict(r.measurements)),
+        )
         self.last_uplink[dev.dev_eui] = r.time
         self.evaluate_rules(dev, r)
         self._touch()
@@ -287,7 +322,9 @@ class Ingest:
             self.rule_states[key] = st
         return st
 
-    def _rule_result(self, key: tuple[str, str], state: Any, alerts: list[Alert], dev: Device) -> None:
+    def _rule_result(
+        self, key: tuple[str, str], state: Any, alerts: list[Alert], dev: Device
+    ) -> None:
         from gateway_agent.rules import engine
 
         self.rule_states[key] = state
@@ -300,11 +337,28 @@ class Ingest:
         self.batch.alerts.append(a)
         eui = a.dev_eui.hex()
         self.batch.outbox.append(
-            (PRIO_ALERT, "alert", eui, f"devices/{eui}/alert", a.id, dumps(alert_message(a)), a.time, time.monotonic())
+            (
+                PRIO_ALERT,
+                "alert",
+                eui,
+                f"devices/{eui}/alert",
+                a.id,
+                dumps(alert_message(a)),
+                a.time,
+                time.monotonic(),
+            )
         )
         self.counters.inc("alerts", state=a.state, rule=a.rule)
-        log_event(log, logging.WARNING if a.state == "raised" else logging.INFO, f"alert_{a.state}",
-                  rule=a.rule, dev_eui=eui, severity=a.severity, measurement=a.measurement, value=a.value)
+        log_event(
+            log,
+            logging.WARNING if a.state == "raised" else logging.INFO,
+            f"alert_{a.state}",
+            rule=a.rule,
+            dev_eui=eui,
+            severity=a.severity,
+            measurement=a.measurement,
+            value=a.value,
+        )
         if dev is not None:
             self.post.alerts.append(a)
         self._touch()
@@ -333,7 +387,16 @@ class Ingest:
         now = time.time()
         eid = f"{self.cfg.agent.gateway_id}:event:{kind}:{int(now * 1000)}"
         self.batch.outbox.append(
-            (PRIO_EVENT, "event", None, "events", eid, dumps(event_message(eid, kind, now, data)), now, time.monotonic())
+            (
+                PRIO_EVENT,
+                "event",
+                None,
+                "events",
+                eid,
+                dumps(event_message(eid, kind, now, data)),
+                now,
+                time.monotonic(),
+            )
         )
         self._touch()
 
@@ -353,34 +416,67 @@ class Ingest:
             n for e, n, _ in self.batch.dev_nonces if e == dev.dev_eui.hex()
         }
         row = self.store.device(dev.dev_eui)
-        join_nonce = (row[1]["join_nonce"] if row else 0) + 1 + sum(
-            1 for s in self.batch.sessions if s[0] == dev.dev_eui.hex()
+        join_nonce = (
+            (row[1]["join_nonce"] if row else 0)
+            + 1
+            + sum(1 for s in self.batch.sessions if s[0] == dev.dev_eui.hex())
         )
         taken = set(self.sessions)
-        dev_addr = lw_join.allocate_dev_addr(self.cfg.lorawan.dev_addr_prefix, taken, seed=int.from_bytes(dev.dev_eui, "big") + join_nonce)
+        dev_addr = lw_join.allocate_dev_addr(
+            self.cfg.lorawan.dev_addr_prefix,
+            taken,
+            seed=int.from_bytes(dev.dev_eui, "big") + join_nonce,
+        )
         region = lw_region.REGIONS[self.cfg.lorawan.region]
         res = lw_join.handle_join_request(
-            jr, dev.app_key.reveal_bytes(), used, join_nonce, self.cfg.lorawan.net_id, dev_addr,
-            dl_settings=(self.cfg.lorawan.rx1_dr_offset << 4) | region.rx2_dr, rx_delay=self.cfg.lorawan.rx1_delay_s,
+            jr,
+            dev.app_key.reveal_bytes(),
+            used,
+            join_nonce,
+            self.cfg.lorawan.net_id,
+            dev_addr,
+            dl_settings=(self.cfg.lorawan.rx1_dr_offset << 4) | region.rx2_dr,
+            rx_delay=self.cfg.lorawan.rx1_delay_s,
             cflist=lw_join.cflist_eu868(region.extra_channels_hz),
         )
         if isinstance(res, lw_join.JoinRejected):
             self.counters.bad_input(f"join_{res.reason}")
-            self.limiter.warn("join_rejected", reason=res.reason, dev_eui=jr.dev_eui.hex(), dev_nonce=jr.dev_nonce)
+            self.limiter.warn(
+                "join_rejected", reason=res.reason, dev_eui=jr.dev_eui.hex(), dev_nonce=jr.dev_nonce
+            )
             return
         eui = dev.dev_eui.hex()
         self.batch.dev_nonces.append((eui, jr.dev_nonce, time.time()))
-        self.batch.sessions.append((eui, res.dev_addr.hex(), res.nwk_s_key, res.app_s_key, join_nonce))
-        self._set_session(DeviceSession(dev_eui=dev.dev_eui, dev_addr=res.dev_addr, nwk_s_key=res.nwk_s_key,
-                                        app_s_key=res.app_s_key, fcnt_up=None, fcnt_down=0))
+        self.batch.sessions.append(
+            (eui, res.dev_addr.hex(), res.nwk_s_key, res.app_s_key, join_nonce)
+        )
+        self._set_session(
+            DeviceSession(
+                dev_eui=dev.dev_eui,
+                dev_addr=res.dev_addr,
+                nwk_s_key=res.nwk_s_key,
+                app_s_key=res.app_s_key,
+                fcnt_up=None,
+                fcnt_down=0,
+            )
+        )
         self.counters.inc("joins_accepted")
-        log_event(log, logging.INFO, "join_accepted", dev_eui=eui, dev_addr=res.dev_addr.hex(), dev_nonce=jr.dev_nonce)
+        log_event(
+            log,
+            logging.INFO,
+            "join_accepted",
+            dev_eui=eui,
+            dev_addr=res.dev_addr.hex(),
+            dev_nonce=jr.dev_nonce,
+        )
         self.add_event("device_joined", {"devEui": eui, "devAddr": res.dev_addr.hex()})
         rx = self._downlink_rx(group)
         if rx is None:
             self.counters.inc("downlink_no_route", purpose="join_accept")
             return
-        tx = lw_region.join_accept_tx(region, rx, res.join_accept, power_dbm=self.cfg.lorawan.downlink_power_dbm)
+        tx = lw_region.join_accept_tx(
+            region, rx, res.join_accept, power_dbm=self.cfg.lorawan.downlink_power_dbm
+        )
         self.post.downlinks.append((tx, None))
 
     def _downlink_rx(self, group: FrameGroup) -> RxInfo | None:
@@ -400,15 +496,26 @@ class Ingest:
             return
         queued = self.pending_downlinks.get(s.dev_eui) or []
         item = queued[0] if queued else None
-        fcnt_down = self.store.bump_fcnt_down(s.dev_eui)  # persisted before sending (LORAWAN.md 5.2)
+        fcnt_down = self.store.bump_fcnt_down(
+            s.dev_eui
+        )  # persisted before sending (LORAWAN.md 5.2)
         phy = build_downlink(
-            replace(s, fcnt_down=fcnt_down), fcnt_down, ack=ack,
-            f_port=item["f_port"] if item else None, payload=bytes(item["payload"]) if item else b"",
+            replace(s, fcnt_down=fcnt_down),
+            fcnt_down,
+            ack=ack,
+            f_port=item["f_port"] if item else None,
+            payload=bytes(item["payload"]) if item else b"",
             f_pending=len(queued) > 1,
         )
         region = lw_region.REGIONS[self.cfg.lorawan.region]
-        tx = lw_region.rx1_tx(region, rx, phy, rx1_delay_s=self.cfg.lorawan.rx1_delay_s,
-                              rx1_dr_offset=self.cfg.lorawan.rx1_dr_offset, power_dbm=self.cfg.lorawan.downlink_power_dbm)
+        tx = lw_region.rx1_tx(
+            region,
+            rx,
+            phy,
+            rx1_delay_s=self.cfg.lorawan.rx1_delay_s,
+            rx1_dr_offset=self.cfg.lorawan.rx1_dr_offset,
+            power_dbm=self.cfg.lorawan.downlink_power_dbm,
+        )
         if item is not None:
             queued.pop(0)
             if not queued:
@@ -444,7 +551,9 @@ class Ingest:
                 # Nothing was accepted: forget the in-memory counter advances and joins.
                 await self.store_call(self.load)
                 for a in post.alerts:  # alerts are still raised locally and go out live
-                    log_event(log, logging.ERROR, "alert_not_stored", rule=a.rule, dev_eui=a.dev_eui.hex())
+                    log_event(
+                        log, logging.ERROR, "alert_not_stored", rule=a.rule, dev_eui=a.dev_eui.hex()
+                    )
                 return
             self.accepted += n
             self.counters.inc("readings_accepted", n)
@@ -456,4 +565,3 @@ class Ingest:
                     dev = self.devices.get(a.dev_eui)
                     if dev is not None:
                         self.run_actions(a, dev)
-

@@ -39,7 +39,9 @@ class RateLimitedLog:
     `clock` is injectable for tests; the daemon uses time.monotonic.
     """
 
-    def __init__(self, logger: logging.Logger, window_s: float = 10.0, clock: Any = time.monotonic) -> None:
+    def __init__(
+        self, logger: logging.Logger, window_s: float = 10.0, clock: Any = time.monotonic
+    ) -> None:
         self.logger = logger
         self.window_s = window_s
         self.clock = clock
@@ -61,7 +63,9 @@ class RateLimitedLog:
     def warn(self, event: str, *, key: str | None = None, **fields: Any) -> None:
         ok, count = self._should_log(key or f"{event}:{fields.get('reason', '')}")
         if ok:
-            log_event(self.logger, logging.WARNING, event, count=count, window_s=self.window_s, **fields)
+            log_event(
+                self.logger, logging.WARNING, event, count=count, window_s=self.window_s, **fields
+            )
 
     def exception(self, event: str, **fields: Any) -> None:
         ok, count = self._should_log(f"exc:{event}")

@@ -38,7 +38,9 @@ class Counters:
         """Flat view for JSON: `name{k=v,...}` -> value."""
         out: dict[str, int] = {}
         for name, labels, v in self.items():
-            key = name + ("{" + ",".join(f"{k}={val}" for k, val in labels.items()) + "}" if labels else "")
+            key = name + (
+                "{" + ",".join(f"{k}={val}" for k, val in labels.items()) + "}" if labels else ""
+            )
             out[key] = v
         return out
 

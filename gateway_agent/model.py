@@ -12,6 +12,7 @@ from gateway_agent.secret import Secret
 
 DEVICE_CLASSES = ("co2", "legionella", "bin", "gully", "other")
 
+
 def _empty() -> Mapping[str, Any]:
     return MappingProxyType({})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Final
 
 _REDACTED: Final = "<redacted>"
@@ -11,6 +12,7 @@ class Secret:
     """Holds bytes (a key) or str (a password). repr/str are `<redacted>`; `.reveal()` gives it."""
 
     __slots__ = ("_value",)
+    _value: bytes | str
 
     def __init__(self, value: bytes | str) -> None:
         object.__setattr__(self, "_value", value)
@@ -19,7 +21,7 @@ class Secret:
         raise AttributeError("Secret is immutable")
 
     def reveal(self) -> bytes | str:
-        return self._value  # type: ignore[no-any-return]
+        return self._value
 
     def reveal_bytes(self) -> bytes:
         v = self._value
@@ -36,16 +38,14 @@ class Secret:
         return _REDACTED
 
     def __eq__(self, other: object) -> bool:
-        import hmac
-
         if not isinstance(other, Secret):
             return NotImplemented
         a, b = self._value, other._value
-        if type(a) is not type(b):
-            return False
-        if isinstance(a, str):
-            return hmac.compare_digest(a.encode(), b.encode())  # type: ignore[union-attr]
-        return hmac.compare_digest(a, b)  # type: ignore[arg-type]
+        if isinstance(a, str) and isinstance(b, str):
+            return hmac.compare_digest(a.encode(), b.encode())
+        if isinstance(a, bytes) and isinstance(b, bytes):
+            return hmac.compare_digest(a, b)
+        return False
 
     def __hash__(self) -> int:
         return hash(("Secret", len(self._value)))

@@ -80,7 +80,9 @@ def clock_view() -> dict[str, Any]:
     return {"time": wall, "plausible": wall > 1_700_000_000, "synchronized": synced}
 
 
-def status_view(store: Store, max_db_mb: float, live: dict[str, Any] | None = None) -> dict[str, Any]:
+def status_view(
+    store: Store, max_db_mb: float, live: dict[str, Any] | None = None
+) -> dict[str, Any]:
     devs = store.devices()
     hour_ago = time.time() - 3600
     heard = sum(1 for _, st in devs if (st.get("last_seen") or 0) >= hour_ago)

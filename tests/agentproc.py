@@ -45,7 +45,9 @@ def toml_value(v: Any) -> str:
 def write_toml(path: Path, doc: dict[str, Any], mode: int = 0o600) -> None:
     lines: list[str] = []
     for k, v in doc.items():
-        if not isinstance(v, (dict, list)) or (isinstance(v, list) and v and not isinstance(v[0], dict)):
+        if not isinstance(v, (dict, list)) or (
+            isinstance(v, list) and v and not isinstance(v[0], dict)
+        ):
             lines.append(f"{k} = {toml_value(v)}")
     for k, v in doc.items():
         if isinstance(v, dict):
@@ -62,8 +64,14 @@ def write_toml(path: Path, doc: dict[str, Any], mode: int = 0o600) -> None:
 class Agent:
     """`gateway-agent run` in a subprocess with its own state dir, config and devices file."""
 
-    def __init__(self, tmp: Path, broker_port: int | None, devices: list[dict[str, Any]],
-                 extra: dict[str, Any] | None = None, gateway_id: str = "test-gw") -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        broker_port: int | None,
+        devices: list[dict[str, Any]],
+        extra: dict[str, Any] | None = None,
+        gateway_id: str = "test-gw",
+    ) -> None:
         self.tmp = tmp
         self.state = tmp / "state"
         self.udp_port = free_udp_port()
@@ -71,10 +79,20 @@ class Agent:
         self.devices_path = tmp / "devices.toml"
         write_toml(self.devices_path, {"device": devices})
         cfg: dict[str, Any] = {
-            "agent": {"gateway_id": gateway_id, "state_dir": str(self.state), "devices_file": str(self.devices_path)},
+            "agent": {
+                "gateway_id": gateway_id,
+                "state_dir": str(self.state),
+                "devices_file": str(self.devices_path),
+            },
             "sources": [{"type": "gwmp", "listen": f"127.0.0.1:{self.udp_port}"}],
-            "upstream": {"host": "127.0.0.1", "port": broker_port or 1, "topic_prefix": "ga",
-                         "backoff_initial_s": 0.2, "backoff_max_s": 1.0, "enabled": broker_port is not None},
+            "upstream": {
+                "host": "127.0.0.1",
+                "port": broker_port or 1,
+                "topic_prefix": "ga",
+                "backoff_initial_s": 0.2,
+                "backoff_max_s": 1.0,
+                "enabled": broker_port is not None,
+            },
             "store": {"commit_interval_ms": 20},
             "lorawan": {"dedup_window_ms": 50},
         }
@@ -98,7 +116,10 @@ class Agent:
         e.update(env or {})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway_agent", "run", "--config", str(self.config_path)],
-            stdout=subprocess.DEVNULL, stderr=open(self.log_path, "ab"), env=e, cwd=REPO,  # noqa: SIM115
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log_path, "ab"),
+            env=e,
+            cwd=REPO,  # noqa: SIM115
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -151,10 +172,15 @@ class Subscriber:
     def __init__(self, port: int, topic: str = "#") -> None:
         self.messages: list[tuple[str, bytes]] = []
         self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{os.getpid()}-{id(self)}")
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{os.getpid()}-{id(self)}"
+        )
         self.client.on_message = self._on_message
         self.connected = threading.Event()
-        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(topic, qos=1), self.connected.set())
+        self.client.on_connect = lambda c, u, f, rc, p: (
+            c.subscribe(topic, qos=1),
+            self.connected.set(),
+        )
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         if not self.connected.wait(10):
@@ -168,7 +194,9 @@ class Subscriber:
         with self.lock:
             return [json.loads(p) for t, p in self.messages if t.endswith(suffix)]
 
-    def wait_for(self, n: int, suffix: str = "/up", timeout_s: float = 20.0) -> list[dict[str, Any]]:
+    def wait_for(
+        self, n: int, suffix: str = "/up", timeout_s: float = 20.0
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             got = self.json(suffix)
@@ -194,16 +222,32 @@ class Forwarder:
         self.token = 0
         self.tmst = 1_000_000
 
-    def rxpk(self, phy: bytes, rssi: int = -70, lsnr: float = 8.5, freq: float = 868.1) -> dict[str, Any]:
+    def rxpk(
+        self, phy: bytes, rssi: int = -70, lsnr: float = 8.5, freq: float = 868.1
+    ) -> dict[str, Any]:
         self.tmst = (self.tmst + 1_000_000) & 0xFFFFFFFF
-        return {"tmst": self.tmst, "chan": 0, "rfch": 0, "freq": freq, "stat": 1, "modu": "LORA",
-                "datr": "SF7BW125", "codr": "4/5", "rssi": rssi, "lsnr": lsnr, "size": len(phy),
-                "data": base64.b64encode(phy).decode()}
+        return {
+            "tmst": self.tmst,
+            "chan": 0,
+            "rfch": 0,
+            "freq": freq,
+            "stat": 1,
+            "modu": "LORA",
+            "datr": "SF7BW125",
+            "codr": "4/5",
+            "rssi": rssi,
+            "lsnr": lsnr,
+            "size": len(phy),
+            "data": base64.b64encode(phy).decode(),
+        }
 
     def push(self, *phys: bytes, wait_ack: bool = True, **kw: Any) -> bytes | None:
         self.token = (self.token + 1) & 0xFFFF
         body = json.dumps({"rxpk": [self.rxpk(p, **kw) for p in phys]}).encode()
-        self.sock.sendto(b"\x02" + self.token.to_bytes(2, "big") + b"\x00" + self.eui + body, ("127.0.0.1", self.port))
+        self.sock.sendto(
+            b"\x02" + self.token.to_bytes(2, "big") + b"\x00" + self.eui + body,
+            ("127.0.0.1", self.port),
+        )
         if not wait_ack:
             return None
         try:

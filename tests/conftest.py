@@ -14,7 +14,9 @@ from hil.broker import Mosquitto, find_mosquitto
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """A private mosquitto on a free loopback port; tests may stop/kill/restart it."""
     if find_mosquitto() is None:
-        pytest.fail("mosquitto is required: run scripts/test.sh (installs it) or apt-get install mosquitto")
+        pytest.fail(
+            "mosquitto is required: run scripts/test.sh (installs it) or apt-get install mosquitto"
+        )
     m = Mosquitto(workdir=tmp_path / "mosquitto")
     m.start()
     try:

@@ -14,7 +14,12 @@ from gateway_agent.errors import ConfigError
 BASE: dict[str, Any] = {
     "agent": {"gateway_id": "fife-ps-017", "state_dir": "/tmp/x"},
     "sources": [{"type": "gwmp", "listen": "127.0.0.1:1700"}],
-    "upstream": {"host": "127.0.0.1", "port": 1883, "topic_prefix": "gateway-agent", "format": "json"},
+    "upstream": {
+        "host": "127.0.0.1",
+        "port": 1883,
+        "topic_prefix": "gateway-agent",
+        "format": "json",
+    },
 }
 
 
@@ -59,7 +64,9 @@ def test_errors_name_the_key_path(path: str, value: Any, message: str) -> None:
 
 
 def test_serial_source_defaults() -> None:
-    cfg = load_config(with_("sources", [{"type": "serial", "port": "/dev/ttyUSB0", "format": "rn2483"}]))
+    cfg = load_config(
+        with_("sources", [{"type": "serial", "port": "/dev/ttyUSB0", "format": "rn2483"}])
+    )
     s = cfg.sources[0]
     assert s.baudrate == 57600 and s.gateway_id == "serial:/dev/ttyUSB0"
 
@@ -70,24 +77,58 @@ def test_missing_agent_table() -> None:
 
 
 def test_devices_file_abp_otaa_and_errors(tmp_path: Path) -> None:
-    devs = load_devices({"device": [
-        {"dev_eui": "70B3-D57E-D000-0001", "class": "co2", "codec": "cayenne-lpp", "dev_addr": "26011bda",
-         "nwk_s_key": "00" * 16, "app_s_key": "11" * 16},
-        {"dev_eui": "0004a30b001c0530", "join_eui": "70b3d57ed0001234", "app_key": "22" * 16},
-    ]})
+    devs = load_devices(
+        {
+            "device": [
+                {
+                    "dev_eui": "70B3-D57E-D000-0001",
+                    "class": "co2",
+                    "codec": "cayenne-lpp",
+                    "dev_addr": "26011bda",
+                    "nwk_s_key": "00" * 16,
+                    "app_s_key": "11" * 16,
+                },
+                {
+                    "dev_eui": "0004a30b001c0530",
+                    "join_eui": "70b3d57ed0001234",
+                    "app_key": "22" * 16,
+                },
+            ]
+        }
+    )
     assert devs[0].dev_eui.hex() == "70b3d57ed0000001" and devs[0].activation == "abp"
     assert devs[1].activation == "otaa"
     assert "00000000" not in repr(devs[0])  # keys never in reprs
     with pytest.raises(ConfigError, match=r"^device\[0\]\.app_s_key: is required"):
-        load_devices({"device": [{"dev_eui": "70b3d57ed0000001", "dev_addr": "26011bda", "nwk_s_key": "00" * 16}]})
+        load_devices(
+            {
+                "device": [
+                    {"dev_eui": "70b3d57ed0000001", "dev_addr": "26011bda", "nwk_s_key": "00" * 16}
+                ]
+            }
+        )
     with pytest.raises(ConfigError, match=r"^device\[0\]\.nwk_s_key: expected 16 bytes"):
-        load_devices({"device": [{"dev_eui": "70b3d57ed0000001", "dev_addr": "26011bda", "nwk_s_key": "00",
-                                  "app_s_key": "11" * 16}]})
+        load_devices(
+            {
+                "device": [
+                    {
+                        "dev_eui": "70b3d57ed0000001",
+                        "dev_addr": "26011bda",
+                        "nwk_s_key": "00",
+                        "app_s_key": "11" * 16,
+                    }
+                ]
+            }
+        )
 
 
 def test_world_readable_devices_file_refused(tmp_path: Path) -> None:
     p = tmp_path / "devices.toml"
-    p.write_text('[[device]]\ndev_eui = "70b3d57ed0000001"\njoin_eui = "70b3d57ed0001234"\napp_key = "' + "22" * 16 + '"\n')
+    p.write_text(
+        '[[device]]\ndev_eui = "70b3d57ed0000001"\njoin_eui = "70b3d57ed0001234"\napp_key = "'
+        + "22" * 16
+        + '"\n'
+    )
     p.chmod(0o644)
     with pytest.raises(ConfigError, match="world-readable"):
         read_devices(p)

@@ -24,8 +24,16 @@ EUI = "70b3d57ed0000001"
 def rows(n: int, start: int = 0, prio: int = PRIO_READING) -> list[tuple[Any, ...]]:
     kind = "up" if prio == PRIO_READING else "alert"
     return [
-        (prio, kind, EUI, f"devices/{EUI}/{kind}", f"gw:{EUI}:{i}",
-         json.dumps({"id": f"gw:{EUI}:{i}", "fCnt": i, "data": "AQI="}), time.time(), 0.0)
+        (
+            prio,
+            kind,
+            EUI,
+            f"devices/{EUI}/{kind}",
+            f"gw:{EUI}:{i}",
+            json.dumps({"id": f"gw:{EUI}:{i}", "fCnt": i, "data": "AQI="}),
+            time.time(),
+            0.0,
+        )
         for i in range(start, start + n)
     ]
 
@@ -34,8 +42,14 @@ class Harness:
     def __init__(self, tmp: Path, port: int, **cfg: Any) -> None:
         self.store = Store(tmp / "a.db", "NORMAL")
         self.pool = ThreadPoolExecutor(1)
-        self.cfg = UpstreamConfig(host="127.0.0.1", port=port, topic_prefix="ga", backoff_initial_s=0.1,
-                                  backoff_max_s=0.5, **cfg)
+        self.cfg = UpstreamConfig(
+            host="127.0.0.1",
+            port=port,
+            topic_prefix="ga",
+            backoff_initial_s=0.1,
+            backoff_max_s=0.5,
+            **cfg,
+        )
 
     async def call(self, fn: Any, *a: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *a)
@@ -54,7 +68,9 @@ async def run_until(fw: Forwarder, cond: Any, timeout_s: float = 20.0) -> None:
     await asyncio.wait_for(task, 10)
 
 
-async def test_delivers_in_order_and_deletes_after_puback(tmp_path: Path, broker: Mosquitto) -> None:
+async def test_delivers_in_order_and_deletes_after_puback(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
     h = Harness(tmp_path, broker.port)
     h.store.add_outbox(rows(300) + rows(3, 1000, PRIO_ALERT))
     sub = Subscriber(broker.port, "ga/#")
@@ -92,7 +108,9 @@ async def test_cbor_batches(tmp_path: Path, broker: Mosquitto) -> None:
     sub = Subscriber(broker.port, "ga/#")
     await run_until(h.forwarder(), lambda: h.store.outbox_stats()["depth"] == 0)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and sum(1 for t, _ in sub.messages if t == "ga/gw/batch/up") < 3:
+    while (
+        time.monotonic() < deadline and sum(1 for t, _ in sub.messages if t == "ga/gw/batch/up") < 3
+    ):
         await asyncio.sleep(0.05)
     batches = [cbor2.loads(p) for t, p in sub.messages if t == "ga/gw/batch/up"]
     assert [len(b) for b in batches] == [100, 100, 50]

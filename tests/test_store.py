@@ -18,8 +18,15 @@ EUI = bytes.fromhex("70b3d57ed0000001")
 
 
 def abp(eui: bytes = EUI, addr: str = "26011bda") -> Device:
-    return Device(dev_eui=eui, name="P7", device_class="co2", codec="cayenne-lpp", dev_addr=bytes.fromhex(addr),
-                  nwk_s_key=Secret(bytes(range(16))), app_s_key=Secret(bytes(range(16, 32))))
+    return Device(
+        dev_eui=eui,
+        name="P7",
+        device_class="co2",
+        codec="cayenne-lpp",
+        dev_addr=bytes.fromhex(addr),
+        nwk_s_key=Secret(bytes(range(16))),
+        app_s_key=Secret(bytes(range(16, 32))),
+    )
 
 
 def reading_row(i: int, eui: str = EUI.hex()) -> tuple[object, ...]:
@@ -28,7 +35,16 @@ def reading_row(i: int, eui: str = EUI.hex()) -> tuple[object, ...]:
 
 def outbox_row(i: int, prio: int = PRIO_READING, eui: str = EUI.hex()) -> tuple[object, ...]:
     kind = {PRIO_READING: "up", PRIO_ALERT: "alert", PRIO_EVENT: "event"}[prio]
-    return (prio, kind, eui, f"devices/{eui}/{kind}", f"id{i}", '{"x":' + "1" * 50 + "}", time.time(), 0.0)
+    return (
+        prio,
+        kind,
+        eui,
+        f"devices/{eui}/{kind}",
+        f"id{i}",
+        '{"x":' + "1" * 50 + "}",
+        time.time(),
+        0.0,
+    )
 
 
 def test_fresh_db_is_0600_wal_and_versioned(tmp_path: Path) -> None:
@@ -68,13 +84,29 @@ def test_batch_is_one_transaction(tmp_path: Path) -> None:
     b.readings.append(reading_row(5))
     b.outbox.append(outbox_row(5))
     b.fcnt_up[EUI.hex()] = 5
-    b.alerts.append(Alert(id="a1", dev_eui=EUI, rule="r", state="raised", severity="warning",
-                          measurement="co2_ppm", value=2100.0, time=time.time()))
+    b.alerts.append(
+        Alert(
+            id="a1",
+            dev_eui=EUI,
+            rule="r",
+            state="raised",
+            severity="warning",
+            measurement="co2_ppm",
+            value=2100.0,
+            time=time.time(),
+        )
+    )
     # A bad row at the end makes the whole batch fail: nothing of it may be visible.
-    b.outbox.append((PRIO_READING, "up", None, None, "x", "{}", 0.0, 0.0))  # topic NULL violates NOT NULL
+    b.outbox.append(
+        (PRIO_READING, "up", None, None, "x", "{}", 0.0, 0.0)
+    )  # topic NULL violates NOT NULL
     with pytest.raises(StoreError):
         s.commit_batch(b)
-    assert s.readings() == [] and s.outbox_stats()["depth"] == 0 and s.devices()[0][1]["fcnt_up"] is None
+    assert (
+        s.readings() == []
+        and s.outbox_stats()["depth"] == 0
+        and s.devices()[0][1]["fcnt_up"] is None
+    )
     b.outbox.pop()
     s.commit_batch(b)
     assert len(s.readings()) == 1 and s.outbox_stats()["depth"] == 1
@@ -83,7 +115,15 @@ def test_batch_is_one_transaction(tmp_path: Path) -> None:
 
 def test_outbox_order_alerts_events_then_readings_in_seq(tmp_path: Path) -> None:
     s = Store(tmp_path / "a.db")
-    s.add_outbox([outbox_row(1), outbox_row(2), outbox_row(3, PRIO_EVENT), outbox_row(4, PRIO_ALERT), outbox_row(5)])
+    s.add_outbox(
+        [
+            outbox_row(1),
+            outbox_row(2),
+            outbox_row(3, PRIO_EVENT),
+            outbox_row(4, PRIO_ALERT),
+            outbox_row(5),
+        ]
+    )
     rows = s.outbox_fetch(10)
     assert [r.msg_id for r in rows] == ["id4", "id3", "id1", "id2", "id5"]
     s.outbox_delete([rows[0].seq, rows[2].seq])
