@@ -1,0 +1,1 @@
+"""Benchmark scripts: `python -m hil.bench.NAME` prints JSON and a human table."""
