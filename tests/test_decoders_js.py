@@ -248,3 +248,12 @@ def test_sample_files_exist_in_three_styles() -> None:
         "dragino-ldds20-chirpstack": "uplink",
         "elsys-ers-co2-v2": "v2",
     }
+
+
+def test_data_prefix_in_field_map_names_the_ttn_data_object() -> None:
+    payload = bytes.fromhex("057D2003")
+    d = decoders.decode(
+        "js:milesight-em500-co2", 85, payload, {"field_map": {"data.co2": "co2_ppm"}}
+    )
+    assert dict(d.measurements) == {"co2_ppm": 800}
+    assert "co2" not in d.extras
