@@ -134,3 +134,15 @@ def register(ctl: ControlServer, d: Any) -> None:  # d: gateway_agent.daemon.Dae
             await asyncio.sleep(0.3)
 
     ctl.streams["readings_tail"] = tail
+
+    @ctl.command("db_check")
+    async def db_check(req: dict[str, Any]) -> Any:  # `doctor`: PRAGMA quick_check on the live DB
+        return {"quick_check": await call(store.quick_check)}
+
+    if __import__("os").environ.get("GATEWAY_AGENT_DEBUG") == "1":
+        # Test hook (watchdog test): freeze the event loop like a stuck callback would.
+        @ctl.command("debug_block_loop")
+        async def debug_block_loop(req: dict[str, Any]) -> Any:
+            seconds = min(float(req.get("seconds", 1.0)), 60.0)
+            time.sleep(seconds)  # noqa: ASYNC251  (blocking the loop is the point)
+            return {"blocked_s": seconds}

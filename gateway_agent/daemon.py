@@ -201,6 +201,10 @@ class Daemon:
             tg.create_task(self._watchdog(), name="watchdog")
             tg.create_task(self._reloader(), name="reloader")
             tg.create_task(actions_worker(self), name="actions")
+            if self.cfg.metrics.listen:
+                from gateway_agent.prometheus import serve_metrics
+
+                tg.create_task(serve_metrics(self, self.stop), name="metrics")
             log_event(
                 log,
                 logging.INFO,
