@@ -87,10 +87,11 @@ def legionella(t: Table) -> tuple[dict[str, Any], Generated]:
     storage_min = _num(t, "storage_min", 60, hi=100)
     cold_max = _num(t, "cold_max", 20, hi=100)
     m = _tag(t, "measurement", "temperature_c")
-    hot, cold, store = (
+    hot, cold, store, outlet = (
         _tag(t, "hot_tag", "hot"),
         _tag(t, "cold_tag", "cold"),
         _tag(t, "storage_tag", "calorifier"),
+        _tag(t, "outlet_tag", "outlet"),
     )
     flush_after = _dur(t, "flush_after", "7d")
     delta = _num(t, "flush_delta", 6.0, lo=0.1)
@@ -124,7 +125,7 @@ def legionella(t: Table) -> tuple[dict[str, Any], Generated]:
                 "measurement": m,
                 "for": flush_after,
                 "delta": delta,
-                "select": {"tags_none": [store]},
+                "select": {"tags_all": [outlet]},
             },
         ),
     ]

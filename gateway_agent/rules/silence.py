@@ -35,8 +35,7 @@ class Silence:
         self, rule: Rule, st: RuleState, reading: Reading, now: float
     ) -> tuple[RuleState, list[Alert]]:
         silent = now - self._start(st) if st.watch_since is not None else 0.0
-        seen = now if st.last_seen is None else max(st.last_seen, now)
-        st = replace(st, last_seen=seen, watch_since=st.watch_since or now)
+        st = replace(st, last_seen=now, watch_since=st.watch_since or now)
         if not st.active:
             return st, []
         st = replace(st, measurement=None, value=round(silent, 3))
