@@ -406,6 +406,7 @@ class GwmpSource:
 
     def stats(self) -> dict[str, Any]:
         now = self._mono()
+        self._expire(now)
         return {
             "type": "gwmp",
             "name": self.name,
