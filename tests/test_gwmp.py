@@ -406,3 +406,19 @@ async def test_stop_closes_sockets() -> None:
         s.bind(r.addr)
     finally:
         s.close()
+
+
+async def test_big_push_data_with_255_rxpk() -> None:
+    r, stop, task = await start(qsize=1000)
+    fwd = Forwarder(r.addr, "6666666666666666")
+    try:
+        body = {"rxpk": [rxpk(tmst=k) for k in range(255)]}
+        assert len(json.dumps(body)) > 40_000
+        fwd.push(body)
+        await fwd.recv(fwd.up)
+        await until(lambda: r.out.qsize() == 255)
+        assert r.src.stats()["gateways"]["6666666666666666"]["rx_ok"] == 255
+    finally:
+        fwd.close()
+        stop.set()
+        await task

@@ -37,7 +37,8 @@ from gateway_agent.sources.gwmp_wire import (
 
 log = logging.getLogger(__name__)
 
-READ_BUFFER = 65535  # section 1: a PUSH_DATA may batch up to 255 rxpk
+# Section 1 asks for a 65535-byte read buffer (up to 255 rxpk per PUSH_DATA): asyncio datagram
+# transports read with 256 KiB, so no datagram is ever truncated.
 PENDING_TTL_S = 5.0  # TX_ACK comes within milliseconds; older tokens are forgotten (section 6)
 MAX_GATEWAYS = 1024  # a flood of invented EUIs must not grow memory without bound
 FLAP_WINDOW_S = 120.0  # route changes back and forth within this window -> shared EUI
