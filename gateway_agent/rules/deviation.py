@@ -53,11 +53,14 @@ def median(xs: list[float]) -> float:
 
 
 def robust_z(x: float, history: list[float], p: DeviationParams) -> tuple[float, float]:
-    """(z, median): distance from the median in robust standard deviations, the spread floored
-    by `min_spread` and `min_spread_pct` of the median (few weeks can have a MAD of zero)."""
+    """(z, median): distance from the median in robust standard deviations. The spread is
+    floored by `min_spread` and `min_spread_pct` of the median (a few weeks can have a MAD of
+    zero) and, for uplink counts, by the Poisson spread sqrt(median)."""
     med = median(history)
     mad = median([abs(h - med) for h in history])
     scale = max(MAD_TO_SD * mad, p.min_spread, abs(med) * p.min_spread_pct / 100)
+    if p.measurement is None:
+        scale = max(scale, math.sqrt(max(med, 0.0)))
     return (x - med) / scale, med
 
 
@@ -73,7 +76,7 @@ class Deviation:
         if window % 3600 or not 3600 <= window <= 24 * 3600:
             raise t.fail("window", "expected whole hours from 1h to 24h")
         direction = t.choice("direction", "low" if activity else "both", ("low", "high", "both"))
-        sens = t.number("sensitivity", 3.5, lo=0.5, hi=50.0)
+        sens = t.number("sensitivity", 3.0 if activity else 3.5, lo=0.5, hi=50.0)
         assert sens is not None
         clear = t.number("clear_sensitivity", min(1.5, sens), lo=0.0, hi=50.0)
         assert clear is not None
