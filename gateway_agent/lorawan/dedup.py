@@ -1,0 +1,136 @@
+"""Dedup window: fold byte-identical PHYPayloads heard by several receivers (LORAWAN.md 6). Pure.
+
+Time is passed in (monotonic seconds, never decreasing). Memory is bounded by `max_groups`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from gateway_agent.lorawan.radio import RadioFrame, RxInfo
+
+_NEG_INF = float("-inf")
+
+
+def signal_key(rx: RxInfo) -> tuple[float, float]:
+    """Sort key, best first: highest SNR, then highest RSSI (unknown values sort last)."""
+    snr = rx.snr_db if rx.snr_db is not None else _NEG_INF
+    rssi = rx.rssi_dbm if rx.rssi_dbm is not None else _NEG_INF
+    return (-snr, -rssi)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameGroup:
+    """One transmission: its PHYPayload and every reception of it, best signal first."""
+
+    phy_payload: bytes
+    rx: tuple[RxInfo, ...]
+    first_seen: float
+
+
+@dataclass(slots=True)
+class _Open:
+    first_seen: float
+    rx: list[RxInfo]
+
+
+class DedupWindow:
+    """Collects receptions for `window_s` after the first one, then releases one `FrameGroup`.
+
+    A copy arriving after its group was released but within `late_memory_s` is a late
+    duplicate: `add` returns False and `late_duplicates` counts it. Keep `late_memory_s` below
+    the earliest confirmed-uplink retransmission (RX2 + ACK_TIMEOUT, >= 3 s) so those still
+    reach the session logic and get their ACK.
+    """
+
+    __slots__ = (
+        "_open",
+        "_ready",
+        "_recent",
+        "duplicates",
+        "evicted_early",
+        "last_add_late",
+        "late_duplicates",
+        "late_memory_s",
+        "max_groups",
+        "window_s",
+    )
+
+    def __init__(
+        self, window_s: float, max_groups: int = 10000, late_memory_s: float = 2.0
+    ) -> None:
+        if window_s < 0 or late_memory_s < 0:
+            raise ValueError("window_s and late_memory_s must be >= 0")
+        if max_groups < 1:
+            raise ValueError("max_groups must be >= 1")
+        self.window_s = window_s
+        self.max_groups = max_groups
+        self.late_memory_s = late_memory_s
+        self._open: dict[bytes, _Open] = {}
+        self._ready: list[FrameGroup] = []
+        self._recent: OrderedDict[bytes, float] = OrderedDict()  # payload -> forget-after time
+        self.duplicates = 0  # copies folded into an open group
+        self.late_duplicates = 0  # copies arriving after their group was released
+        self.evicted_early = 0  # groups released before their window because of max_groups
+        self.last_add_late = False
+
+    def __len__(self) -> int:
+        return len(self._open) + len(self._ready)
+
+    def add(self, frame: RadioFrame, now: float) -> bool:
+        """Record one reception; True when it opened a new group."""
+        self.last_add_late = False
+        phy = frame.phy_payload
+        group = self._open.get(phy)
+        if group is not None:
+            group.rx.append(frame.rx)
+            self.duplicates += 1
+            return False
+        self._forget(now)
+        if phy in self._recent:
+            self.late_duplicates += 1
+            self.last_add_late = True
+            return False
+        if len(self._open) >= self.max_groups:
+            oldest = next(iter(self._open))
+            self._ready.append(self._release(oldest, self._open.pop(oldest), now))
+            self.evicted_early += 1
+        self._open[phy] = _Open(now, [frame.rx])
+        return True
+
+    def pop_due(self, now: float) -> list[FrameGroup]:
+        """Release every group whose window has closed, oldest first."""
+        out, self._ready = self._ready, []
+        # Groups are in arrival order and `now` never goes back: stop at the first open one.
+        while self._open:
+            phy, group = next(iter(self._open.items()))
+            if group.first_seen + self.window_s > now:
+                break
+            del self._open[phy]
+            out.append(self._release(phy, group, now))
+        self._forget(now)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """When `pop_due` next has something to return (None: nothing pending)."""
+        if self._ready:
+            return self._ready[0].first_seen
+        if not self._open:
+            return None
+        return next(iter(self._open.values())).first_seen + self.window_s
+
+    def _release(self, phy: bytes, group: _Open, now: float) -> FrameGroup:
+        self._recent[phy] = now + self.late_memory_s
+        self._recent.move_to_end(phy)
+        while len(self._recent) > self.max_groups:
+            self._recent.popitem(last=False)
+        return FrameGroup(phy, tuple(sorted(group.rx, key=signal_key)), group.first_seen)
+
+    def _forget(self, now: float) -> None:
+        recent = self._recent
+        while recent:
+            phy, until = next(iter(recent.items()))
+            if until > now:
+                break
+            del recent[phy]

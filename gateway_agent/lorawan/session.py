@@ -1,0 +1,153 @@
+"""Uplink verification: DevAddr -> session, FCnt32, MIC, decryption (LORAWAN.md 3-6). Pure.
+
+Returns decisions; the shell commits `UplinkAccepted.new_session` together with the reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from gateway_agent.lorawan.crypto import SessionCrypto, mic_equal
+from gateway_agent.lorawan.fcnt import MAX_FCNT32, FcntCheck, reconstruct_fcnt, relaxed_reset
+from gateway_agent.lorawan.frame import DataFrame
+from gateway_agent.lorawan.mac import MacCommand, parse_mac_commands
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSession:
+    """One device session. Keys are secret: excluded from repr."""
+
+    dev_eui: bytes
+    dev_addr: bytes
+    nwk_s_key: bytes
+    app_s_key: bytes
+    fcnt_up: int | None  # FCnt32 of the last accepted uplink; None for a fresh session
+    fcnt_down: int = 0
+    relaxed_fcnt: bool = False  # accept counter resets (weakens replay protection; fcnt.py)
+
+    def __post_init__(self) -> None:
+        if len(self.dev_eui) != 8:
+            raise ValueError("dev_eui must be 8 bytes")
+        if len(self.dev_addr) != 4:
+            raise ValueError("dev_addr must be 4 bytes")
+        if len(self.nwk_s_key) != 16 or len(self.app_s_key) != 16:
+            raise ValueError("session keys must be 16 bytes")
+        if self.fcnt_up is not None and not 0 <= self.fcnt_up <= MAX_FCNT32:
+            raise ValueError("fcnt_up out of 32-bit range")
+        if not 0 <= self.fcnt_down <= MAX_FCNT32:
+            raise ValueError("fcnt_down out of 32-bit range")
+
+    def __repr__(self) -> str:
+        return (
+            f"DeviceSession(dev_eui={self.dev_eui.hex()}, dev_addr={self.dev_addr.hex()}, "
+            f"fcnt_up={self.fcnt_up}, fcnt_down={self.fcnt_down}, keys=<redacted>)"
+        )
+
+    @property
+    def crypto(self) -> SessionCrypto:
+        return SessionCrypto(self.nwk_s_key, self.app_s_key)
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkAccepted:
+    session: DeviceSession  # the session whose MIC verified (state before this uplink)
+    fcnt: int  # FCnt32
+    f_port: int | None
+    payload: bytes  # decrypted FRMPayload (FPort 0: with the NwkSKey)
+    confirmed: bool
+    mac_commands: tuple[MacCommand, ...]
+    adr: bool
+    adr_ack_req: bool
+    new_session: DeviceSession  # fcnt_up advanced; commit it with the reading
+    fcnt_reset: bool = False  # accepted as a counter reset (relaxed mode): log it loudly
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkRetransmission:
+    """Same FCnt32 as the last accepted uplink, valid MIC: ACK again if confirmed, no reading."""
+
+    session: DeviceSession
+    fcnt: int
+    confirmed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkRejected:
+    """reason: mic | replay | unknown_device | exhausted | fport_rfu | not_uplink."""
+
+    reason: str
+
+
+UplinkResult = UplinkAccepted | UplinkRetransmission | UplinkRejected
+
+# When no session verifies, the most telling reason wins.
+_REASON_RANK = {"replay": 0, "exhausted": 1, "mic": 2}
+
+
+def verify_uplink(
+    frame: DataFrame, sessions: Sequence[DeviceSession], max_fcnt_gap: int
+) -> UplinkResult:
+    """Decide what an uplink data frame is. Never raises for expected outcomes.
+
+    Cheap checks (direction, FPort, DevAddr, counter window) come before any crypto. Of several
+    sessions sharing the DevAddr, the one whose MIC verifies wins (LORAWAN.md pitfall 11).
+    """
+    if not frame.uplink:
+        return UplinkRejected("not_uplink")
+    if frame.f_port is not None and frame.f_port > 224:
+        return UplinkRejected("fport_rfu")
+    dev_addr = frame.dev_addr
+    reason: str | None = None
+    msg = frame.raw[:-4]
+    for s in sessions:
+        if s.dev_addr != dev_addr:
+            continue
+        checks: list[FcntCheck] = [reconstruct_fcnt(s.fcnt_up, frame.fcnt16, max_fcnt_gap)]
+        if s.relaxed_fcnt:
+            reset = relaxed_reset(s.fcnt_up, frame.fcnt16, max_fcnt_gap)
+            if reset is not None:
+                checks.append(reset)
+        crypto: SessionCrypto | None = None
+        for chk in checks:
+            if chk.kind in ("replay", "exhausted"):
+                reason = _worst(reason, chk.kind)
+                continue
+            if crypto is None:
+                crypto = SessionCrypto(s.nwk_s_key, s.app_s_key)
+            if not mic_equal(crypto.mic(True, dev_addr, chk.candidate, msg), frame.mic):
+                reason = _worst(reason, "mic")
+                continue
+            if chk.kind == "retransmission":
+                return UplinkRetransmission(s, chk.candidate, frame.confirmed)
+            return _accept(frame, s, crypto, chk)
+    return UplinkRejected(reason or "unknown_device")
+
+
+def _worst(current: str | None, new: str) -> str:
+    if current is None or _REASON_RANK[new] < _REASON_RANK[current]:
+        return new
+    return current
+
+
+def _accept(
+    frame: DataFrame, s: DeviceSession, crypto: SessionCrypto, chk: FcntCheck
+) -> UplinkAccepted:
+    fcnt = chk.candidate
+    payload = b""
+    if frame.f_port is not None:
+        payload = crypto.crypt(frame.f_port, True, frame.dev_addr, fcnt, frame.frm_payload)
+    mac_src = payload if frame.f_port == 0 else frame.fopts
+    mac = parse_mac_commands(mac_src, True, lenient=True) if mac_src else ()
+    return UplinkAccepted(
+        session=s,
+        fcnt=fcnt,
+        f_port=frame.f_port,
+        payload=payload,
+        confirmed=frame.confirmed,
+        mac_commands=mac,
+        adr=frame.adr,
+        adr_ack_req=frame.adr_ack_req,
+        new_session=replace(s, fcnt_up=fcnt),
+        fcnt_reset=chk.kind == "reset",
+    )
