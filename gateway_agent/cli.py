@@ -243,3 +243,4 @@ def codecs_list(as_json: bool) -> None:
 
 
 from gateway_agent import cli_data  # noqa: E402,F401  (registers devices/readings/alerts/... on main)
+from gateway_agent import cli_field  # noqa: E402,F401  (registers plot/doctor/service on main)
