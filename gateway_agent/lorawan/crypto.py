@@ -152,9 +152,7 @@ class SessionCrypto:
     def mic(self, uplink: bool, dev_addr: bytes, fcnt32: int, msg: bytes) -> bytes:
         return self.nwk.cmac(b0_block(uplink, dev_addr, fcnt32, len(msg)) + msg)[:4]
 
-    def crypt(
-        self, f_port: int, uplink: bool, dev_addr: bytes, fcnt32: int, data: bytes
-    ) -> bytes:
+    def crypt(self, f_port: int, uplink: bool, dev_addr: bytes, fcnt32: int, data: bytes) -> bytes:
         """FRMPayload en/decryption with the key chosen by FPort (0 -> NwkSKey)."""
         ctx = self.nwk if f_port == 0 else self.app
         return xor_bytes(data, keystream(ctx, uplink, dev_addr, fcnt32, len(data)))

@@ -172,7 +172,9 @@ def cflist_eu868(freqs_hz: Sequence[int]) -> bytes:
     out = b""
     for f in freqs_hz:
         if f % 100 or not 0 <= f // 100 <= 0xFFFFFF:
-            raise FrameError(f"frequency {f} Hz not expressible in 100 Hz units", reason="bad_build")
+            raise FrameError(
+                f"frequency {f} Hz not expressible in 100 Hz units", reason="bad_build"
+            )
         out += (f // 100).to_bytes(3, "little")
     return out + bytes(15 - len(out)) + b"\x00"
 

@@ -165,7 +165,9 @@ def dev_status_req() -> bytes:
 
 def device_time_ans(gps_seconds: int, fraction_256: int = 0) -> bytes:
     """DeviceTimeAns: seconds since the GPS epoch (u32 LE) and 1/256 s fractions."""
-    return b"\x0d" + (gps_seconds & 0xFFFFFFFF).to_bytes(4, "little") + bytes((fraction_256 & 0xFF,))
+    return (
+        b"\x0d" + (gps_seconds & 0xFFFFFFFF).to_bytes(4, "little") + bytes((fraction_256 & 0xFF,))
+    )
 
 
 def link_adr_req(
