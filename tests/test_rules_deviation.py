@@ -15,8 +15,17 @@ EUI = bytes.fromhex("70b3d57ed00000b1")
 DEV = Device(dev_eui=EUI, name="flat 3 door", device_class="other", tags=("telecare",))
 MON = datetime(2026, 2, 2, tzinfo=UTC).timestamp()  # a Monday, GMT
 DAY = 86400.0
-RULE = load_rules([{"name": "routine", "kind": "deviation", "activity": True,
-                    "severity": "critical", "select": {"tags_any": ["telecare"]}}])[0]
+RULE = load_rules(
+    [
+        {
+            "name": "routine",
+            "kind": "deviation",
+            "activity": True,
+            "severity": "critical",
+            "select": {"tags_any": ["telecare"]},
+        }
+    ]
+)[0]
 
 
 def uplink_times(day: int, rnd: random.Random, morning: bool = True) -> list[float]:
@@ -37,8 +46,9 @@ def uplink_times(day: int, rnd: random.Random, morning: bool = True) -> list[flo
     return sorted(out)
 
 
-def run_days(days: list[tuple[int, bool]], seed: int,
-             state: RuleState | None = None) -> tuple[RuleState | None, list[Alert]]:
+def run_days(
+    days: list[tuple[int, bool]], seed: int, state: RuleState | None = None
+) -> tuple[RuleState | None, list[Alert]]:
     """Uplinks plus a tick every 5 minutes (the daemon ticks every few seconds)."""
     rnd = random.Random(seed)
     alerts: list[Alert] = []
@@ -47,8 +57,16 @@ def run_days(days: list[tuple[int, bool]], seed: int,
         events += [(MON + day * DAY + k * 300.0, "tick") for k in range(288)]
         for n, (t, what) in enumerate(sorted(events)):
             if what == "up":
-                r = Reading(id=f"g:{n}", dev_eui=EUI, dev_addr=b"\0\0\0\2", fcnt=n, f_port=1,
-                            payload=b"", time=t, measurements={"battery_v": 3.6})
+                r = Reading(
+                    id=f"g:{n}",
+                    dev_eui=EUI,
+                    dev_addr=b"\0\0\0\2",
+                    fcnt=n,
+                    f_port=1,
+                    payload=b"",
+                    time=t,
+                    measurements={"battery_v": 3.6},
+                )
                 state, a = evaluate(RULE, state, r, t)
             else:
                 state, a = tick(RULE, state, DEV, t)
@@ -91,16 +109,34 @@ def test_agent_downtime_is_not_a_quiet_day() -> None:
     for t in uplink_times(21, rnd):
         if 6 * 3600 <= t - MON - 21 * DAY < 11 * 3600:
             continue
-        r = Reading(id="x", dev_eui=EUI, dev_addr=b"\0\0\0\2", fcnt=1, f_port=1, payload=b"",
-                    time=t, measurements={})
+        r = Reading(
+            id="x",
+            dev_eui=EUI,
+            dev_addr=b"\0\0\0\2",
+            fcnt=1,
+            f_port=1,
+            payload=b"",
+            time=t,
+            measurements={},
+        )
         state, a = evaluate(RULE, state, r, t)
         alerts += a
     assert alerts == []
 
 
 def test_sensor_drift_on_a_measurement() -> None:
-    r = load_rules([{"name": "drift", "kind": "deviation", "measurement": "co2_ppm",
-                     "direction": "high", "window": "3h", "min_spread": 25}])[0]
+    r = load_rules(
+        [
+            {
+                "name": "drift",
+                "kind": "deviation",
+                "measurement": "co2_ppm",
+                "direction": "high",
+                "window": "3h",
+                "min_spread": 25,
+            }
+        ]
+    )[0]
     rnd = random.Random(3)
     state: RuleState | None = None
     alerts: list[Alert] = []
@@ -110,8 +146,16 @@ def test_sensor_drift_on_a_measurement() -> None:
         occupied = 9 <= h < 15 and (t - MON) // DAY % 7 < 5
         drift = 0.0 if k < 25 * 96 else 150.0  # the sensor starts reading high on day 25
         v = (900 if occupied else 430) + rnd.gauss(0, 20) + drift
-        rd = Reading(id="x", dev_eui=EUI, dev_addr=b"\0\0\0\2", fcnt=k, f_port=1, payload=b"",
-                     time=t, measurements={"co2_ppm": v})
+        rd = Reading(
+            id="x",
+            dev_eui=EUI,
+            dev_addr=b"\0\0\0\2",
+            fcnt=k,
+            f_port=1,
+            payload=b"",
+            time=t,
+            measurements={"co2_ppm": v},
+        )
         state, a = evaluate(r, state, rd, t)
         alerts += a
     assert [a.state for a in alerts] == ["raised"]

@@ -28,8 +28,16 @@ T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 
 
 def reading(t: float, fcnt: int = 0, **m: float) -> Reading:
-    return Reading(id=f"gw:{EUI.hex()}:{fcnt}", dev_eui=EUI, dev_addr=b"\x26\x01\x1b\xda",
-                   fcnt=fcnt, f_port=85, payload=b"", time=t, measurements=m)
+    return Reading(
+        id=f"gw:{EUI.hex()}:{fcnt}",
+        dev_eui=EUI,
+        dev_addr=b"\x26\x01\x1b\xda",
+        fcnt=fcnt,
+        f_port=85,
+        payload=b"",
+        time=t,
+        measurements=m,
+    )
 
 
 def rule(**table: Any) -> Rule:
@@ -60,13 +68,25 @@ class Run:
 
 
 def test_threshold_for_raises_once_then_clears_with_hysteresis() -> None:
-    run = Run(rule(kind="threshold", measurement="co2_ppm", above=1500, clear=1000,
-                   **{"for": "10m", "clear_for": "0s"}))
+    run = Run(
+        rule(
+            kind="threshold",
+            measurement="co2_ppm",
+            above=1500,
+            clear=1000,
+            **{"for": "10m", "clear_for": "0s"},
+        )
+    )
     assert run.read(T0, co2_ppm=1600) == []
     assert run.read(T0 + 300, co2_ppm=1700) == []
     [a] = run.read(T0 + 600, co2_ppm=1650)
     assert (a.state, a.severity, a.measurement, a.value, a.time) == (
-        "raised", "warning", "co2_ppm", 1650.0, T0 + 600)
+        "raised",
+        "warning",
+        "co2_ppm",
+        1650.0,
+        T0 + 600,
+    )
     assert a.id == f"r:{EUI.hex()}:{int((T0 + 600) * 1000)}:raised"
     for i, v in enumerate([1400, 1550, 1200, 1600, 1001]):  # wanders, never below clear
         assert run.read(T0 + 900 + 300 * i, co2_ppm=v) == []
@@ -110,8 +130,7 @@ def test_for_elapses_on_tick_without_new_reading() -> None:
 
 @pytest.mark.parametrize("with_ticks", [False, True])
 def test_restart_in_the_middle_of_for_fires_once_at_the_right_time(with_ticks: bool) -> None:
-    r = rule(kind="threshold", measurement="co2_ppm", above=1500, clear=1000,
-             **{"for": "20m"})
+    r = rule(kind="threshold", measurement="co2_ppm", above=1500, clear=1000, **{"for": "20m"})
     plan = [(T0 + 60 * i, 1550.0 + (i % 3) * 20) for i in range(0, 41, 5)]  # every 5 min
     ref = Run(r)
     for t, v in plan:
@@ -163,8 +182,9 @@ def test_tick_returns_the_same_state_when_nothing_changes() -> None:
 
 
 def test_band_outside_with_margin() -> None:
-    run = Run(rule(kind="band", measurement="humidity_pct", low=30, high=60, margin=5,
-                   **{"for": "0s"}))
+    run = Run(
+        rule(kind="band", measurement="humidity_pct", low=30, high=60, margin=5, **{"for": "0s"})
+    )
     assert run.read(T0, humidity_pct=45.0) == []
     assert run.read(T0 + 1, humidity_pct=62.0)[0].state == "raised"
     assert run.read(T0 + 2, humidity_pct=58.0) == []  # back inside, but within the margin
@@ -172,8 +192,17 @@ def test_band_outside_with_margin() -> None:
 
 
 def test_band_inside_for_legionella_growth_range() -> None:
-    run = Run(rule(kind="band", measurement="temperature_c", low=20, high=45, inside=True,
-                   margin=1, **{"for": "2h", "clear_for": "0s"}))
+    run = Run(
+        rule(
+            kind="band",
+            measurement="temperature_c",
+            low=20,
+            high=45,
+            inside=True,
+            margin=1,
+            **{"for": "2h", "clear_for": "0s"},
+        )
+    )
     run.read(T0, temperature_c=30.0)
     assert run.read(T0 + 3600, temperature_c=31.0) == []
     assert run.read(T0 + 7200, temperature_c=32.0)[0].state == "raised"
@@ -245,8 +274,7 @@ RULE_TABLES = [
     {"kind": "rate", "measurement": "x", "fall": 20, "per": "10m", "for": "1m"},
     {"kind": "stale", "measurement": "x", "for": "1h", "delta": 10},
     {"kind": "silence", "for": "10m"},
-    {"kind": "deviation", "measurement": "x", "min_weeks": 1, "window": "1h",
-     "profile": "day"},
+    {"kind": "deviation", "measurement": "x", "min_weeks": 1, "window": "1h", "profile": "day"},
 ]
 
 steps = st.lists(
@@ -258,7 +286,8 @@ steps = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(idx=st.integers(0, len(RULE_TABLES) - 1), seq=steps)
 def test_never_raises_twice_without_clear_and_state_round_trips(
-        idx: int, seq: list[tuple[bool, float, float | None]]) -> None:
+    idx: int, seq: list[tuple[bool, float, float | None]]
+) -> None:
     r = rule(**RULE_TABLES[idx])
     plain, viajson = Run(r), Run(r, roundtrip=True)
     t = T0

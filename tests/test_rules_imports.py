@@ -8,9 +8,22 @@ from pathlib import Path
 import gateway_agent.rules
 
 RULES = Path(gateway_agent.rules.__file__).parent
-FORBIDDEN = {"asyncio", "sqlite3", "socket", "logging", "time", "subprocess", "os", "threading",
-             "gateway_agent.store", "gateway_agent.forwarder", "gateway_agent.daemon",
-             "gateway_agent.sources", "gateway_agent.ingest", "gateway_agent.cli"}
+FORBIDDEN = {
+    "asyncio",
+    "sqlite3",
+    "socket",
+    "logging",
+    "time",
+    "subprocess",
+    "os",
+    "threading",
+    "gateway_agent.store",
+    "gateway_agent.forwarder",
+    "gateway_agent.daemon",
+    "gateway_agent.sources",
+    "gateway_agent.ingest",
+    "gateway_agent.cli",
+}
 
 
 def imports(path: Path) -> set[str]:
@@ -31,4 +44,3 @@ def test_no_forbidden_imports() -> None:
         for name in imports(f):
             hit = {x for x in FORBIDDEN if name == x or name.startswith(x + ".")}
             assert not hit, f"{f.name} imports {name}"
-

@@ -17,8 +17,9 @@ def device(cls: str, *tags: str) -> Device:
     return Device(dev_eui=bytes.fromhex("70b3d57ed00000a1"), device_class=cls, tags=tags)
 
 
-def simulate(rules: list[Rule], dev: Device,
-             series: Iterator[tuple[float, dict[str, float]]]) -> dict[str, list[Alert]]:
+def simulate(
+    rules: list[Rule], dev: Device, series: Iterator[tuple[float, dict[str, float]]]
+) -> dict[str, list[Alert]]:
     """Readings plus a tick every 30 s in between, as the daemon does. Alerts per rule."""
     mine = [r for r in rules if r.selects(dev)]
     states: dict[str, RuleState | None] = {r.name: None for r in mine}
@@ -32,8 +33,16 @@ def simulate(rules: list[Rule], dev: Device,
                     states[r.name], a = tick(r, states[r.name], dev, k)
                     out[r.name] += a
                 k += 30
-        rd = Reading(id=f"gw:x:{n}", dev_eui=dev.dev_eui, dev_addr=b"\0\0\0\1", fcnt=n,
-                     f_port=1, payload=b"", time=t, measurements=m)
+        rd = Reading(
+            id=f"gw:x:{n}",
+            dev_eui=dev.dev_eui,
+            dev_addr=b"\0\0\0\1",
+            fcnt=n,
+            f_port=1,
+            payload=b"",
+            time=t,
+            measurements=m,
+        )
         for r in mine:
             states[r.name], a = evaluate(r, states[r.name], rd, t)
             out[r.name] += a
@@ -41,9 +50,14 @@ def simulate(rules: list[Rule], dev: Device,
     return out
 
 
-def path(points: list[tuple[float, float]], step_s: float, noise: float, seed: int,
-         name: str, extra: Callable[[float], dict[str, float]] | None = None
-         ) -> Iterator[tuple[float, dict[str, float]]]:
+def path(
+    points: list[tuple[float, float]],
+    step_s: float,
+    noise: float,
+    seed: int,
+    name: str,
+    extra: Callable[[float], dict[str, float]] | None = None,
+) -> Iterator[tuple[float, dict[str, float]]]:
     """Piecewise-linear course through (minutes, value) points, sampled every step_s, + noise."""
     rnd = random.Random(seed)
     t = 0.0
@@ -73,8 +87,18 @@ def test_co2_classroom_day() -> None:
     rules = load_rules([{"preset": "co2"}])
     # Lesson: CO2 climbs past 1500, sits around 1500 (+-60) for an hour, peaks above 2000,
     # wanders around 2000, then the windows open.
-    course = [(0, 600), (40, 1700), (60, 1520), (120, 1500), (150, 2200), (190, 2150),
-              (200, 2000), (260, 2000), (280, 800), (330, 650)]
+    course = [
+        (0, 600),
+        (40, 1700),
+        (60, 1520),
+        (120, 1500),
+        (150, 2200),
+        (190, 2150),
+        (200, 2000),
+        (260, 2000),
+        (280, 800),
+        (330, 650),
+    ]
     alerts = simulate(rules, device("co2"), path(course, 5 * MIN, 40, seed=7, name="co2_ppm"))
     w_up, w_down = once(alerts["co2-warning"])
     c_up, c_down = once(alerts["co2-critical"])
@@ -95,19 +119,24 @@ def test_co2_preset_does_not_fire_on_brief_peaks() -> None:
 def test_legionella_hot_supply_storage_and_cold() -> None:
     rules = load_rules([{"preset": "legionella"}])
     hot = [(0, 55), (60, 55), (70, 46), (130, 46), (140, 50), (260, 50), (270, 56), (330, 56)]
-    a = simulate(rules, device("legionella", "hot"),
-                 path(hot, 2 * MIN, 0.6, seed=11, name="temperature_c"))
+    a = simulate(
+        rules, device("legionella", "hot"), path(hot, 2 * MIN, 0.6, seed=11, name="temperature_c")
+    )
     up, down = once(a["legionella-hot"])
     assert 66 <= at_min(up) <= 72 and 266 <= at_min(down) <= 285
     assert set(a) == {"legionella-hot"}
     calor = [(0, 62), (60, 62), (80, 57), (180, 57), (190, 60), (300, 60), (310, 63), (400, 63)]
-    a = simulate(rules, device("legionella", "calorifier"),
-                 path(calor, 5 * MIN, 0.4, seed=12, name="temperature_c"))
+    a = simulate(
+        rules,
+        device("legionella", "calorifier"),
+        path(calor, 5 * MIN, 0.4, seed=12, name="temperature_c"),
+    )
     up, down = once(a["legionella-storage"])
     assert up.severity == "critical" and 70 <= at_min(up) <= 100 and at_min(down) >= 310
     cold = [(0, 14), (60, 14), (70, 23), (130, 23), (140, 20), (260, 20), (270, 13), (330, 13)]
-    a = simulate(rules, device("legionella", "cold"),
-                 path(cold, 2 * MIN, 0.5, seed=13, name="temperature_c"))
+    a = simulate(
+        rules, device("legionella", "cold"), path(cold, 2 * MIN, 0.5, seed=13, name="temperature_c")
+    )
     up, down = once(a["legionella-cold"])
     assert 64 <= at_min(up) <= 72 and 262 <= at_min(down) <= 275
 
@@ -150,10 +179,20 @@ def test_bins_fill_overflow_and_fire() -> None:
         return {"temperature_c": round(base + fire, 1)}
 
     h = 60.0  # minutes per hour
-    course = [(0, 10), (30 * h, 79), (36 * h, 81), (48 * h, 80), (50 * h, 97), (56 * h, 95),
-              (58 * h, 95), (58.2 * h, 3), (62 * h, 5)]
-    a = simulate(rules, device("bin"),
-                 path(course, 20 * MIN, 3.0, seed=9, name="fill_pct", extra=temp))
+    course = [
+        (0, 10),
+        (30 * h, 79),
+        (36 * h, 81),
+        (48 * h, 80),
+        (50 * h, 97),
+        (56 * h, 95),
+        (58 * h, 95),
+        (58.2 * h, 3),
+        (62 * h, 5),
+    ]
+    a = simulate(
+        rules, device("bin"), path(course, 20 * MIN, 3.0, seed=9, name="fill_pct", extra=temp)
+    )
     due_up, due_down = once(a["bins-due"])
     over_up, over_down = once(a["bins-overflow"])
     fire_up, fire_down = once(a["bins-fire"])
@@ -169,8 +208,17 @@ def test_gully_storm() -> None:
     rules = load_rules([{"preset": "gully"}])
     # Standing water at 350 mm, a storm fills the pot (~140 mm per 15 min), the level sits
     # around the 500 mm limit, then recedes.
-    course = [(0, 350), (120, 350), (135, 490), (150, 630), (200, 600), (220, 500),
-              (340, 500), (400, 300), (460, 300)]
+    course = [
+        (0, 350),
+        (120, 350),
+        (135, 490),
+        (150, 630),
+        (200, 600),
+        (220, 500),
+        (340, 500),
+        (400, 300),
+        (460, 300),
+    ]
     a = simulate(rules, device("gully"), path(course, 5 * MIN, 8, seed=17, name="level_mm"))
     rise_up, rise_down = once(a["gully-rising"])
     lvl_up, lvl_down = once(a["gully-level"])
@@ -180,15 +228,38 @@ def test_gully_storm() -> None:
 
 
 def test_preset_overrides_apply() -> None:
-    rules = load_rules([{"preset": "co2", "name": "school17", "warning": 1400, "for": "5m",
-                         "select": {"tags_all": ["school-017"]}, "only": ["warning"],
-                         "command": ["notify", "--to", "caretaker"]}])
+    rules = load_rules(
+        [
+            {
+                "preset": "co2",
+                "name": "school17",
+                "warning": 1400,
+                "for": "5m",
+                "select": {"tags_all": ["school-017"]},
+                "only": ["warning"],
+                "command": ["notify", "--to", "caretaker"],
+            }
+        ]
+    )
     [r] = rules
     assert r.name == "school17-warning" and r.params.for_s == 300
     assert r.selects(device("co2", "school-017")) and not r.selects(device("co2"))
     assert not r.selects(device("bin", "school-017"))
     args: dict[str, Any] = {"co2_ppm": 1450.0}
-    s, alerts = evaluate(r, None, Reading(id="i", dev_eui=bytes(8), dev_addr=bytes(4), fcnt=1,
-                                          f_port=1, payload=b"", time=T0, measurements=args), T0)
+    s, alerts = evaluate(
+        r,
+        None,
+        Reading(
+            id="i",
+            dev_eui=bytes(8),
+            dev_addr=bytes(4),
+            fcnt=1,
+            f_port=1,
+            payload=b"",
+            time=T0,
+            measurements=args,
+        ),
+        T0,
+    )
     assert s.bad_since == T0 and alerts == []
     assert r.actions_for("raised")[0].argv == ("notify", "--to", "caretaker")  # type: ignore[union-attr]
