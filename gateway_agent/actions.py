@@ -31,7 +31,7 @@ async def actions_worker(daemon: Any) -> None:
         except TimeoutError:
             continue
         rule = next((r for r in daemon.cfg.rules if r.name == alert.rule), None)
-        for action in getattr(rule, "actions", ()) if rule is not None else ():
+        for action in rule.actions_for(alert.state) if rule is not None else ():
             try:
                 await _run_one(daemon, action, alert, dev)
             except Exception as e:
@@ -40,8 +40,9 @@ async def actions_worker(daemon: Any) -> None:
 
 
 async def _run_one(daemon: Any, action: Any, alert: Alert, dev: Device) -> None:
-    kind = getattr(action, "kind", None)
-    if kind == "command":
+    from gateway_agent.rules.rule import CommandAction, DownlinkAction
+
+    if isinstance(action, CommandAction):
         argv = [str(a) for a in action.argv]
         timeout = float(getattr(action, "timeout_s", 10.0))
         proc = await asyncio.create_subprocess_exec(
@@ -81,9 +82,7 @@ async def _run_one(daemon: Any, action: Any, alert: Alert, dev: Device) -> None:
             )
             return
         daemon.counters.inc("actions_run", rule=alert.rule, kind="command")
-    elif kind == "downlink":
-        if alert.state != "raised":
-            return
+    elif isinstance(action, DownlinkAction):
         seq = await daemon.st.call(
             daemon.store.queue_downlink,
             dev.dev_eui,

@@ -518,6 +518,7 @@ def read_config(path: str | Path) -> Config:
 def _c_table(v: Any, p: str) -> dict[str, Any]:
     return _Table(v, p).data
 
+
 DEVICE_KEYS_SECRET = ("nwk_s_key", "app_s_key", "app_key")
 
 
@@ -578,6 +579,10 @@ def load_devices(doc: Mapping[str, Any]) -> list[Any]:
                 "expected ABP keys (dev_addr, nwk_s_key, app_s_key) or OTAA keys (join_eui, app_key)",
             )
         t.done()
+        if settings:
+            from decoders import check_settings
+
+            check_settings(settings, t.key("settings"))
         out.append(Device(**dev))  # type: ignore[arg-type]
     return out
 

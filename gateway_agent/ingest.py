@@ -34,6 +34,7 @@ from gateway_agent.lorawan.session import (
 )
 from gateway_agent.metrics import Counters
 from gateway_agent.model import Alert, Device, Reading, reading_id
+from gateway_agent.rules import engine
 from gateway_agent.store import PRIO_ALERT, PRIO_EVENT, PRIO_READING, Batch, Store
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Ingest:
         self.run_actions = run_actions
         self.can_downlink = can_downlink
         self.pending_downlinks: dict[bytes, list[dict[str, Any]]] = {}
+        self._next_sweep = 0.0
         self.limiter = RateLimitedLog(log, window_s=10.0)
         self.dedup = DedupWindow(cfg.lorawan.dedup_window_ms / 1000.0)
         self.devices: dict[bytes, Device] = {}
@@ -221,13 +223,9 @@ class Ingest:
         err: str | None = None
         if res.f_port and dev.codec:
             try:
-                d = decoders.decode(dev.codec, res.f_port, res.payload, dev.settings)
-                measurements, flags, extras, obj = (
-                    dict(d.measurements),
-                    dict(d.flags),
-                    dict(d.extras),
-                    dict(d.object),
-                )
+                dj = decoders.decode(dev.codec, res.f_port, res.payload, dev.settings).to_json()
+                measurements, flags = dj["measurements"], dj["flags"]
+                extras, obj = dj["extras"], dj["object"]
             except CodecError as e:
                 err = str(e)
                 self.counters.inc("decode_errors", codec=dev.codec, dev_eui=dev.dev_eui.hex())
@@ -296,8 +294,6 @@ class Ingest:
     def evaluate_rules(self, dev: Device, r: Reading) -> None:
         if not self.cfg.rules:
             return
-        from gateway_agent.rules import engine
-
         for rule in self.cfg.rules:
             if not rule.selects(dev):
                 continue
@@ -311,8 +307,6 @@ class Ingest:
             self._rule_result(key, state, alerts, dev)
 
     def _rule_state(self, key: tuple[str, str]) -> Any:
-        from gateway_agent.rules import engine
-
         st = self.rule_states.get(key)
         if isinstance(st, str):
             try:
@@ -325,8 +319,6 @@ class Ingest:
     def _rule_result(
         self, key: tuple[str, str], state: Any, alerts: list[Alert], dev: Device
     ) -> None:
-        from gateway_agent.rules import engine
-
         self.rule_states[key] = state
         self.batch.rule_state[key] = engine.state_to_json(state) if state is not None else None
         for a in alerts:
@@ -367,21 +359,41 @@ class Ingest:
         """Timer path for silence and `for` windows that elapse without uplinks."""
         if not self.cfg.rules:
             return
-        from gateway_agent.rules import engine
+        rules = {r.name: r for r in self.cfg.rules}
+        if now_wall >= self._next_sweep:
+            # Devices never heard since the rule appeared have no state yet: give the kinds that
+            # act without uplinks (silence, deviation by activity) their first tick.
+            self._next_sweep = now_wall + 60.0
+            for rule in self.cfg.rules:
+                if rule.kind not in ("silence", "deviation"):
+                    continue
+                for dev in self.devices.values():
+                    key = (rule.name, dev.dev_eui.hex())
+                    if key not in self.rule_states and rule.selects(dev):
+                        self._tick_one(rule, key, dev, now_wall, force=True)
+        for key in list(self.rule_states):
+            rule = rules.get(key[0])
+            dev = self.devices.get(bytes.fromhex(key[1]))
+            if rule is None or dev is None:
+                continue
+            self._tick_one(rule, key, dev, now_wall)
 
-        for rule in self.cfg.rules:
-            for dev in self.devices.values():
-                if not rule.selects(dev):
-                    continue
-                key = (rule.name, dev.dev_eui.hex())
-                try:
-                    state, alerts = engine.tick(rule, self._rule_state(key), dev, now_wall)
-                except Exception:
-                    self.counters.internal_error("rules")
-                    self.limiter.exception("rule_failed", rule=rule.name)
-                    continue
-                if alerts or state != self.rule_states.get(key):
-                    self._rule_result(key, state, alerts, dev)
+    def _tick_one(
+        self, rule: Any, key: tuple[str, str], dev: Device, now_wall: float, force: bool = False
+    ) -> None:
+        prev = self._rule_state(key)
+        if not force:
+            due = engine.next_due(rule, prev)
+            if due is None or due > now_wall:
+                return
+        try:
+            state, alerts = engine.tick(rule, prev, dev, now_wall)
+        except Exception:
+            self.counters.internal_error("rules")
+            self.limiter.exception("rule_failed", rule=rule.name)
+            return
+        if alerts or state is not prev:
+            self._rule_result(key, state, alerts, dev)
 
     def add_event(self, kind: str, data: dict[str, Any]) -> None:
         now = time.time()
