@@ -1,0 +1,502 @@
+"""Runs a scenario against the REAL daemon and a real mosquitto: simulated clock drives the fleet,
+real GWMP datagrams / serial lines reach the agent in real time, a paho subscriber checks upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import os
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from hil.broker import Mosquitto
+from hil.channel import Channel, ChannelParams, Position, Reception
+from hil.daemonproc import DaemonProcess
+from hil.fleet import FleetDevice, build_fleet, devices_file_entries
+from hil.forwarder import Downlink, PacketForwarder, RxMeta
+from hil.lorawan_crypto import LorawanSimError, build_data_frame
+from hil.lorawan_device import AirTx, choose_dr
+from hil.modem import MODEMS, ModemEmulator
+from hil.report import UplinkRecord, Upstream, build_report, render
+from hil.scenario import Fault, Scenario, dump_toml, write_private
+
+TOPIC_PREFIX = "hil"
+REPO = Path(__file__).resolve().parent.parent
+KILL_RISK_S = 1.0  # uplinks forwarded this long before a SIGKILL may legally be uncommitted
+
+
+class Subscriber:
+    """paho-mqtt upstream consumer: `{prefix}/{gateway_id}/#`, QoS 1, records arrival times."""
+
+    def __init__(self, port: int, topic: str, live: bool, names: dict[str, str]) -> None:
+        self.up = Upstream()
+        self.lock = threading.Lock()
+        self.live, self.names = live, names
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hil-{os.getpid()}")
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.2, 1.0)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        now = time.monotonic()
+        try:
+            body = json.loads(msg.payload)
+        except ValueError:
+            return
+        if not isinstance(body, dict):
+            return
+        with self.lock:
+            if msg.topic.endswith("/up"):
+                rid = str(body.get("id"))
+                self.up.first_seen.setdefault(rid, now)
+                self.up.count[rid] = self.up.count.get(rid, 0) + 1
+                self.up.measurements[rid] = body.get("measurements") or {}
+            elif msg.topic.endswith("/alert"):
+                self.up.alerts.append(body)
+            elif msg.topic.endswith("/events"):
+                self.up.events.append(body)
+        if self.live:
+            self._print(msg.topic, body)
+
+    def _print(self, topic: str, body: dict[str, Any]) -> None:
+        name = self.names.get(str(body.get("devEui")), str(body.get("devEui")))
+        if topic.endswith("/up"):
+            m = body.get("measurements") or {}
+            vals = "  ".join(f"{k}={v}" for k, v in sorted(m.items()) if k != "battery_pct")
+            print(f"  reading  {name:<14} fcnt={body.get('fCnt'):<5} {vals}", flush=True)
+        elif topic.endswith("/alert"):
+            print(
+                f"  ALERT    {name:<14} {body.get('rule')} {body.get('state')} "
+                f"{body.get('measurement')}={body.get('value')}",
+                flush=True,
+            )
+        elif topic.endswith("/events"):
+            print(f"  event    {body}", flush=True)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Run:
+    def __init__(self, scn: Scenario, workdir: Path, live: bool = False) -> None:
+        self.scn, self.dir, self.live = scn, workdir, live or scn.live
+        self.rng = random.Random(scn.seed)
+        self.fleet = build_fleet(scn)
+        self.by_eui = {d.dev_eui: d for d in self.fleet}
+        self.records: dict[str, UplinkRecord] = {}
+        self.gateway_id = f"hil-{scn.name}"
+        self.forwarders: list[PacketForwarder] = []
+        self.modems: list[ModemEmulator] = []
+        self.captured: list[bytes] = []
+        self.agent_up = True
+        self.kill_times: list[float] = []
+        self.heap: list[tuple[float, int, str, Any]] = []
+        self.seq = 0
+        self.sent_mono = 0.0
+        self.notes: list[str] = []
+        self.time_jump_s = 0.0
+        positions = [Position(g.x_m, g.y_m) for g in scn.gateways] + [
+            Position(m.x_m, m.y_m) for m in scn.modems
+        ]
+        self.channel = Channel(positions, ChannelParams(**scn.channel), seed=scn.seed)
+        for d in self.fleet:
+            self.channel.place(d.dev_eui, d.pos)
+            d.stack.dr = choose_dr(self.channel.best_snr(d.dev_eui))
+
+    # -- setup ------------------------------------------------------------------------------
+
+    def write_agent_files(
+        self, broker_port: int, udp_port: int, max_db_mb: float | None = None
+    ) -> Path:
+        state = self.dir / "state"
+        devices = self.dir / "devices.toml"
+        write_private(devices, dump_toml({"device": devices_file_entries(self.fleet)}))
+        sources: list[dict[str, Any]] = [{"type": "gwmp", "listen": f"127.0.0.1:{udp_port}"}]
+        for i, (spec, m) in enumerate(zip(self.scn.modems, self.modems, strict=True)):
+            sources.append(
+                {
+                    "type": "serial",
+                    "name": f"modem{i}",
+                    "port": str(m.path),
+                    "format": spec.format,
+                    "freq_hz": spec.freq_hz,
+                    "sf": spec.sf,
+                    "reopen_max_s": 0.5,
+                }
+            )
+        cfg: dict[str, Any] = {
+            "agent": {
+                "gateway_id": self.gateway_id,
+                "state_dir": str(state),
+                "devices_file": str(devices),
+            },
+            "sources": sources,
+            "upstream": {
+                "host": "127.0.0.1",
+                "port": broker_port,
+                "topic_prefix": TOPIC_PREFIX,
+                "format": "json",
+                "backoff_initial_s": 0.2,
+                "backoff_max_s": 1.0,
+            },
+            "store": {"commit_interval_ms": 20},
+            "lorawan": {"dedup_window_ms": 150},
+        }
+        for k, v in self.scn.agent_config.items():
+            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+                cfg[k].update(v)
+            else:
+                cfg[k] = v
+        if max_db_mb is not None:
+            cfg["store"]["max_db_mb"] = max_db_mb
+        if self.scn.rules:
+            cfg["rules"] = [dict(r) for r in self.scn.rules]
+        path = self.dir / "agent.toml"
+        write_private(path, dump_toml(cfg))
+        return path
+
+    def push(self, when: float, kind: str, arg: Any = None) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (when, self.seq, kind, arg))
+
+    # -- the run ----------------------------------------------------------------------------
+
+    async def run(self) -> dict[str, Any]:
+        t_wall0 = time.monotonic()
+        self.broker = Mosquitto(workdir=self.dir / "mosquitto")
+        self.broker.start()
+        udp_port = _free_udp_port()
+        for spec in self.scn.modems:
+            m = MODEMS[spec.format](self.dir, name=f"tty{spec.format}")
+            m.plug()
+            self.modems.append(m)
+        cfg = self.write_agent_files(self.broker.port, udp_port)
+        self.daemon = DaemonProcess(
+            cfg,
+            self.dir / "state" / "control.sock",
+            self.dir / "state" / "agent.db",
+            self.dir / "agent.log",
+            cwd=REPO,
+        )
+        names = {d.dev_eui.hex(): d.name for d in self.fleet}
+        self.sub = Subscriber(
+            self.broker.port, f"{TOPIC_PREFIX}/{self.gateway_id}/#", self.live, names
+        )
+        sampler: asyncio.Task[None] | None = None
+        try:
+            self.daemon.start()
+            for g in self.scn.gateways:
+                f = PacketForwarder(
+                    g.eui,
+                    ("127.0.0.1", udp_port),
+                    version=g.protocol,
+                    keepalive_s=g.keepalive_s,
+                    stat_interval_s=g.stat_interval_s,
+                    on_downlink=self.on_downlink,
+                )
+                await f.start()
+                self.forwarders.append(f)
+            await asyncio.sleep(0.3)  # first PULL_DATA: downlink routes exist before uplinks
+            sampler = asyncio.create_task(self._sample())
+            await self.simulate()
+            await self.drain()
+            counters = self.daemon.counters()
+            accepted = self.daemon.accepted_ids()
+        finally:
+            if sampler is not None:
+                sampler.cancel()
+            for f in self.forwarders:
+                await f.close()
+            self.daemon.stop()
+            self.sub.close()
+            for m in self.modems:
+                m.close()
+            self.broker.stop()
+        extra = {
+            "devices": len(self.fleet),
+            "simulated_s": self.scn.duration_s,
+            "wall_s": round(time.monotonic() - t_wall0, 2),
+            "daemon_cpu_s": round(self.daemon.cpu_s, 2),
+            "daemon_peak_rss_mib": round(self.daemon.peak_kb / 1024, 1),
+            "daemon_starts": self.daemon.starts,
+            "channel": vars(self.channel.stats)
+            if hasattr(self.channel.stats, "__dict__")
+            else _slots(self.channel.stats),
+            "forwarders": [_slots(f.stats) for f in self.forwarders],
+            "modems": [_slots(m.stats) for m in self.modems],
+            "devices_stats": _sum_stats(self.fleet),
+            "agent_counters": counters,
+            "notes": self.notes,
+        }
+        report = build_report(
+            self.scn.name, self.records, self.sub.up, accepted, self.expected_alerts(), extra=extra
+        )
+        return report
+
+    async def _sample(self) -> None:
+        while True:
+            self.daemon.sample()
+            await asyncio.sleep(0.5)
+
+    def expected_alerts(self) -> set[tuple[str, str]]:
+        out: set[tuple[str, str]] = set()
+        if not self.scn.rules:
+            return out
+        for e in self.scn.expect_alerts:
+            for r in self.records.values():
+                if r.device_class != e.device_class or r.id not in self.sub.up.first_seen:
+                    continue
+                v = r.truth.get(e.measurement)
+                if v is None:
+                    continue
+                if (e.above is not None and v > e.above) or (e.below is not None and v < e.below):
+                    out.add((r.dev_eui, e.rule))
+        return out
+
+    async def simulate(self) -> None:
+        scn = self.scn
+        for d in self.fleet:
+            first = self.rng.uniform(0, min(d.interval_s, scn.duration_s))
+            self.push(first, "join" if d.stack.otaa else "uplink", d)
+        for f in scn.faults:
+            self.push(f.at_s, "fault", f)
+        t0 = time.monotonic()
+        min_gap = 1.0 / scn.max_uplinks_per_s
+        while self.heap and self.heap[0][0] <= scn.duration_s:
+            t, _, kind, arg = heapq.heappop(self.heap)
+            wall = t0 + t / scn.accel
+            if kind in ("uplink", "join", "retx"):
+                wall = max(wall, self.sent_mono + min_gap)  # the wall-clock send rate is bounded
+            delay = wall - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if kind == "uplink":
+                self.do_uplink(arg, t)
+            elif kind == "join":
+                self.do_join(arg, t)
+            elif kind == "retx":
+                self.do_retx(arg, t)
+            elif kind == "release":
+                self.deliver(t)
+            elif kind == "fault":
+                await self.do_fault(arg, t)
+            elif kind == "fault_end":
+                await self.end_fault(arg)
+        self.deliver(float("inf"))
+
+    # -- devices ----------------------------------------------------------------------------
+
+    def _air(self, d: FleetDevice, tx: AirTx | None, t: float, retry_kind: str) -> None:
+        if tx is None:  # duty cycle: try again when the sub-band frees up
+            self.push(max(d.stack.earliest_tx_s(), t + 1.0), retry_kind, d)
+            return
+        self.sent_mono = time.monotonic()
+        self.channel.transmit(tx)
+        self.push(tx.end_s, "release")
+
+    def do_uplink(self, d: FleetDevice, t: float) -> None:
+        if not d.stack.joined:
+            return
+        s = d.model.sample(t)
+        tx = d.stack.uplink(t, s.f_port, s.payload, confirmed=d.group.confirmed)
+        if tx is not None and tx.fcnt is not None:
+            rid = f"{self.gateway_id}:{d.dev_eui.hex()}:{tx.fcnt}"
+            self.records[rid] = UplinkRecord(rid, d.dev_eui.hex(), d.device_class, tx.fcnt, s.truth)
+            self.push(t + d.interval_s * self.rng.uniform(0.95, 1.05), "uplink", d)
+            if d.group.confirmed:
+                self.push(t + 4.0 * self.scn.accel, "retx", d)  # ACK due ~1 s wall later
+        self._air(d, tx, t, "uplink")
+
+    def do_retx(self, d: FleetDevice, t: float) -> None:
+        if d.stack.pending is None:
+            return
+        tx = d.stack.retransmission(t)
+        if tx is not None:
+            self._air(d, tx, t, "retx")
+            self.push(t + 4.0 * self.scn.accel, "retx", d)
+
+    def do_join(self, d: FleetDevice, t: float) -> None:
+        if d.stack.joined:
+            return
+        tx = d.stack.join_request(t)
+        self._air(d, tx, t, "join")
+        if tx is not None:  # no join-accept within ~8 s wall: try again
+            self.push(t + 8.0 * self.scn.accel, "join", d)
+
+    def on_downlink(self, dl: Downlink) -> None:
+        if dl.phy[:1] == b"\x20":
+            for d in self.fleet:
+                if d.stack.joining_nonce is not None and not d.stack.joined:
+                    try:
+                        d.stack.accept_join(dl.phy)
+                    except LorawanSimError:
+                        continue
+                    now = self._sim_now()
+                    self.push(now + self.rng.uniform(1, 5), "uplink", d)
+                    return
+            return
+        addr = dl.phy[1:5][::-1]
+        for d in self.fleet:
+            if d.stack.dev_addr == addr:
+                try:
+                    d.stack.on_downlink(dl.phy)
+                except LorawanSimError:
+                    pass
+                return
+
+    def _sim_now(self) -> float:
+        return self.heap[0][0] if self.heap else self.scn.duration_s
+
+    # -- air -> gateways -> agent ----------------------------------------------------------
+
+    def deliver(self, t: float) -> None:
+        per_gw: dict[int, list[dict[str, Any]]] = {}
+        now = time.monotonic()
+        n_gw = len(self.forwarders)
+        for tx, recs in self.channel.release(t):
+            rec = self._record_for(tx)
+            if rec is not None:
+                rec.sent += 1
+                rec.heard = rec.heard or bool(recs)
+            forwarded = False
+            for r in recs:
+                if r.gateway < n_gw:
+                    f = self.forwarders[r.gateway]
+                    if f.connected:
+                        per_gw.setdefault(r.gateway, []).append(f.rxpk(tx.phy, _meta(tx, r), None))
+                        forwarded = True
+                else:
+                    spec = self.scn.modems[r.gateway - n_gw]
+                    if tx.freq_hz == spec.freq_hz and tx.sf == spec.sf:
+                        forwarded |= self.modems[r.gateway - n_gw].inject(
+                            tx.phy, r.rssi_dbm, round(r.snr_db)
+                        )
+            if forwarded:
+                self.captured.append(tx.phy)
+                if rec is not None:
+                    if rec.forwarded_mono is None:
+                        rec.forwarded_mono = now
+                        rec.forwarded_while_down = not self.agent_up
+                    elif self.agent_up:
+                        rec.forwarded_while_down = False  # a retry reached the live agent
+        for g, pks in per_gw.items():
+            if self.time_jump_s:
+                for pk in pks:
+                    pk["time"] = _shift_iso(pk.get("time"), self.time_jump_s)
+            self.forwarders[g].push(pks)
+
+    def _record_for(self, tx: AirTx) -> UplinkRecord | None:
+        if tx.fcnt is None:
+            return None
+        return self.records.get(f"{self.gateway_id}:{tx.dev_eui.hex()}:{tx.fcnt}")
+
+    # -- faults -----------------------------------------------------------------------------
+
+    async def do_fault(self, f: Fault, t: float) -> None:
+        from hil.faults import apply_fault
+
+        await apply_fault(self, f, t)
+        if f.duration_s > 0:
+            self.push(t + f.duration_s, "fault_end", f)
+
+    async def end_fault(self, f: Fault) -> None:
+        from hil.faults import end_fault
+
+        await end_fault(self, f)
+
+    def mark_kill(self) -> None:
+        now = time.monotonic()
+        self.kill_times.append(now)
+        for r in self.records.values():
+            if r.forwarded_mono is not None and now - r.forwarded_mono < KILL_RISK_S:
+                r.at_risk = True
+
+    async def drain(self) -> None:
+        """Wait until every uplink forwarded to a live agent is upstream, or `drain_s` passes."""
+        deadline = time.monotonic() + self.scn.drain_s
+        while time.monotonic() < deadline:
+            want = {
+                r.id
+                for r in self.records.values()
+                if r.forwarded_mono is not None and not r.forwarded_while_down and not r.at_risk
+            }
+            with self.sub.lock:
+                if want <= set(self.sub.up.first_seen):
+                    break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # let stragglers (alerts, duplicates) land
+
+
+def _meta(tx: AirTx, r: Reception) -> RxMeta:
+    chans = (
+        868_100_000,
+        868_300_000,
+        868_500_000,
+        867_100_000,
+        867_300_000,
+        867_500_000,
+        867_700_000,
+        867_900_000,
+    )
+    chan = chans.index(tx.freq_hz) if tx.freq_hz in chans else 0
+    return RxMeta(tx.freq_hz, tx.sf, tx.bw_khz, r.rssi_dbm, r.snr_db, chan=chan)
+
+
+def _shift_iso(value: Any, jump_s: float) -> Any:
+    from datetime import datetime, timedelta
+
+    if not isinstance(value, str):
+        return value
+    t = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(seconds=jump_s)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _slots(obj: Any) -> dict[str, Any]:
+    return {k: getattr(obj, k) for k in getattr(obj, "__slots__", ())}
+
+
+def _sum_stats(fleet: list[FleetDevice]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in fleet:
+        for k, v in _slots(d.stack.stats).items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def _free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def run_scenario(
+    scn: Scenario, workdir: Path | None = None, live: bool = False
+) -> dict[str, Any]:
+    """Run one scenario end to end; returns the JSON report (dict)."""
+    wd = Path(workdir or tempfile.mkdtemp(prefix=f"hil-{scn.name}-"))
+    os.makedirs(wd, exist_ok=True)
+    return await Run(scn, wd, live).run()
+
+
+def run_sync(
+    scn: Scenario, workdir: Path | None = None, live: bool = False, show: bool = True
+) -> dict[str, Any]:
+    report = asyncio.run(run_scenario(scn, workdir, live))
+    if show:
+        render(report)
+    return report
+
+
+__all__ = ["Run", "build_data_frame", "run_scenario", "run_sync"]
