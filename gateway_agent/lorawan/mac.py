@@ -20,7 +20,7 @@ class MacCommand:
 
     cid: int
     name: str
-    fields: Mapping[str, Any] = field(default=_EMPTY)
+    fields: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     raw: bytes = b""
 
 
