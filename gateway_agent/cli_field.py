@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.text import Text
@@ -105,6 +106,8 @@ def plot(
             + (f" (it has: {', '.join(names)})" if names else "")
         )
     w = width or console.width
+    out = console if width is None else Console(width=width, file=console.file)
+    now = time.time()
     vals = [v for _, v in pts]
     caption = (
         f"{len(pts)} points, min {chart._num(min(vals))}, max {chart._num(max(vals))}, "
@@ -112,12 +115,15 @@ def plot(
     )
     title = f"{eui.hex()} {measurement}"
     if spark:
-        line = chart.sparkline(chart.bucket(pts, pts[0][0], pts[-1][0], max(8, w - 40)))
-        console.print(Text(f"{measurement:>16} ", style="bold") + Text(line, style="cyan"), caption)
+        head = f"{measurement} "
+        cols = max(8, w - len(head) - len(caption) - 2)
+        line = chart.sparkline(chart.fill_gaps(chart.bucket(pts, t0 or pts[0][0], now, cols)))
+        text = Text(head, style="bold") + Text(line, style="cyan") + Text(f"  {caption}")
+        out.print(text, no_wrap=True)
         return
-    lines = chart.plot(pts, w - 4, height, t0 if t0 is not None else None, time.time())
+    lines = chart.plot(pts, w - 4, height, t0, now)
     body = Text("\n".join(lines), style="cyan", no_wrap=True)
-    console.print(Panel(body, title=title, subtitle=caption, expand=False))
+    out.print(Panel(body, title=title, subtitle=caption, expand=False))
 
 
 # --------------------------------------------------------------------------- doctor
