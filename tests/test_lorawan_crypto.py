@@ -89,8 +89,12 @@ def test_w1_cmac_and_mic() -> None:
     ("phy", "uplink", "fcnt", "mic"),
     [
         ("405a3c0b26802a00016a485fefd2eefc1bd02b37", True, 42, "1bd02b37"),
-        ("805a3c0b26852b00030706fe0a027a95da3efd9316a6dfa8cf89ad3b8792b4c4be0dacf9cbcc", True, 43,
-         "acf9cbcc"),
+        (
+            "805a3c0b26852b00030706fe0a027a95da3efd9316a6dfa8cf89ad3b8792b4c4be0dacf9cbcc",
+            True,
+            43,
+            "acf9cbcc",
+        ),
         ("405a3c0b26002c000045e97b37f25b6d35", True, 44, "f25b6d35"),
         ("405a3c0b26800500015b3f55cd7c3d581a", True, 65541, "7c3d581a"),
         ("405a3c0b26800500015b3f55cd7c3d581a", True, 5, "1f53dc8b"),  # W4, wrong MSB guess

@@ -77,7 +77,9 @@ def test_memory_is_bounded() -> None:
         max_size=12,
     )
 )
-def test_n_copies_fold_into_one_group_with_n_records(signals: list[tuple[float | None, float | None]]) -> None:
+def test_n_copies_fold_into_one_group_with_n_records(
+    signals: list[tuple[float | None, float | None]],
+) -> None:
     d = DedupWindow(0.2)
     opened = [
         d.add(RadioFrame(W1, rx(f"gw{i}", snr, rssi)), 1.0 + i * 0.001)

@@ -79,8 +79,11 @@ def test_w4_counter_above_65535_reconstructed() -> None:
 
 def test_w5_first_uplink_of_an_otaa_session() -> None:
     s = DeviceSession(
-        H("0004a30b001c0530"), H("00f3a1b2"), H("1b82c6739d26eb2f115f54fdbb9d3655"),
-        H("2234dd7ac2b03c76bbee744098bb0d57"), fcnt_up=None,
+        H("0004a30b001c0530"),
+        H("00f3a1b2"),
+        H("1b82c6739d26eb2f115f54fdbb9d3655"),
+        H("2234dd7ac2b03c76bbee744098bb0d57"),
+        fcnt_up=None,
     )
     res = verify_uplink(frame("40b2a1f300800000027278bb49fbdf"), [s], GAP)
     assert isinstance(res, UplinkAccepted) and res.fcnt == 0 and res.payload == H("0bb8")
@@ -205,7 +208,13 @@ def test_any_single_bit_flip_is_rejected(
     nwk, app = keys
     mtype = MType.ConfirmedDataUp if confirmed else MType.UnconfirmedDataUp
     raw = build_data_frame(
-        mtype, addr, fcnt, nwk_s_key=nwk, app_s_key=app, f_port=f_port, payload=payload,
+        mtype,
+        addr,
+        fcnt,
+        nwk_s_key=nwk,
+        app_s_key=app,
+        f_port=f_port,
+        payload=payload,
         fopts=fopts,
     )
     last = None if (fresh and fcnt <= 0xFFFF) or fcnt == 0 else fcnt - 1
