@@ -39,7 +39,11 @@ class Subscriber:
         self.up = Upstream()
         self.lock = threading.Lock()
         self.live, self.names = live, names
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"hil-{os.getpid()}")
+        # A persistent session on a persistent broker: readings the agent publishes right after
+        # an outage, before this client has resubscribed, are queued for it, not dropped.
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"hil-{os.getpid()}", clean_session=False
+        )
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.2, 1.0)
@@ -173,7 +177,13 @@ class Run:
 
     async def run(self) -> dict[str, Any]:
         t_wall0 = time.monotonic()
-        self.broker = Mosquitto(workdir=self.dir / "mosquitto")
+        mdir = self.dir / "mosquitto"
+        # mosquitto started as root drops to its own user: it must be able to write here.
+        os.makedirs(mdir, exist_ok=True)
+        os.chmod(mdir, 0o777)  # noqa: S103 - a private throwaway test broker directory
+        self.broker = Mosquitto(
+            workdir=mdir, extra_conf=f"persistence true\npersistence_location {mdir}/"
+        )
         self.broker.start()
         udp_port = _free_udp_port()
         for spec in self.scn.modems:
