@@ -76,6 +76,7 @@ class Agent:
         self.state = tmp / "state"
         self.udp_port = free_udp_port()
         self.gateway_id = gateway_id
+        tmp.mkdir(parents=True, exist_ok=True)
         self.devices_path = tmp / "devices.toml"
         write_toml(self.devices_path, {"device": devices})
         cfg: dict[str, Any] = {
