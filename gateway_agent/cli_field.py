@@ -155,7 +155,7 @@ def doctor(c: Ctx, as_json: bool, timeout_s: float) -> None:
         if quick_check is None and cfg.agent.db_path.exists():
             quick_check = lambda: _offline_quick_check(cfg.agent.db_path)  # noqa: E731
         results = dr.run_checks(cfg, live, quick_check, broker_timeout_s=timeout_s)
-    failed = any(r.status == dr.FAIL for r in results)
+    failed = any(r.status == "fail" for r in results)
     if as_json:
         emit({"ok": not failed, "checks": [r.as_dict() for r in results]})
     else:

@@ -15,6 +15,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway_agent import broker_probe as bp
 from gateway_agent import doctor as dr
 from gateway_agent.config import GwmpSourceConfig, UpstreamConfig
 from hil.broker import Mosquitto
@@ -106,7 +107,7 @@ def test_secret_file_modes(tmp_path: Path) -> None:
 def test_connect_packet_remaining_length(
     client: str, user: str | None, pw: str | None, v5: bool
 ) -> None:
-    pkt = dr.mqtt_connect_packet(client, user, pw, v5)
+    pkt = bp.mqtt_connect_packet(client, user, pw, v5)
     assert pkt[0] == 0x10
     n, mult, i = 0, 1, 1
     while True:
