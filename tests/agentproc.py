@@ -256,6 +256,48 @@ class Forwarder:
         except TimeoutError:
             return None
 
+    def push_rxpk(self, rxpks: list[dict[str, Any]], wait_ack: bool = True) -> bytes | None:
+        self.token = (self.token + 1) & 0xFFFF
+        body = json.dumps({"rxpk": rxpks}).encode()
+        self.sock.sendto(
+            b"\x02" + self.token.to_bytes(2, "big") + b"\x00" + self.eui + body,
+            ("127.0.0.1", self.port),
+        )
+        if not wait_ack:
+            return None
+        try:
+            return self.sock.recv(64)
+        except TimeoutError:
+            return None
+
+    def open_downlink(self) -> bytes:
+        """PULL_DATA from a second socket (as the real forwarder does); returns the PULL_ACK."""
+        self.pull_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.pull_sock.bind(("127.0.0.1", 0))
+        self.pull_sock.settimeout(3)
+        return self.keepalive()
+
+    def keepalive(self) -> bytes:
+        self.token = (self.token + 1) & 0xFFFF
+        self.pull_sock.sendto(
+            b"\x02" + self.token.to_bytes(2, "big") + b"\x02" + self.eui, ("127.0.0.1", self.port)
+        )
+        return self.pull_sock.recv(64)
+
+    def pull_resp(self, timeout_s: float = 3.0, ack: bool = True) -> dict[str, Any] | None:
+        """Wait for a PULL_RESP on the downlink socket; answer TX_ACK (v2) like the forwarder."""
+        self.pull_sock.settimeout(timeout_s)
+        try:
+            data = self.pull_sock.recv(65535)
+        except TimeoutError:
+            return None
+        assert data[0] == 2 and data[3] == 3, data[:4]
+        if ack:
+            self.pull_sock.sendto(data[:3] + b"\x05" + self.eui, ("127.0.0.1", self.port))
+        txpk = json.loads(data[4:])["txpk"]
+        txpk["_phy"] = base64.b64decode(txpk["data"])
+        return dict(txpk)
+
     def raw(self, data: bytes) -> None:
         self.sock.sendto(data, ("127.0.0.1", self.port))
 
