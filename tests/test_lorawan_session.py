@@ -231,3 +231,19 @@ def test_any_single_bit_flip_is_rejected(
     if not isinstance(f, DataFrame):
         return  # e.g. the MType became JoinRequest/Proprietary: not a data uplink any more
     assert isinstance(verify_uplink(f, [s], GAP), UplinkRejected)
+
+
+def test_fast_constructors_build_real_frozen_instances() -> None:
+    import dataclasses
+
+    s = session(5)
+    fast = s.with_fcnt_up(6)
+    assert fast == dataclasses.replace(s, fcnt_up=6) and hash(fast) == hash(replace(s, fcnt_up=6))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.fcnt_up = 7  # type: ignore[misc]
+    with pytest.raises(ValueError, match="range"):
+        s.with_fcnt_up(1 << 32)
+    f = frame(W1)
+    assert f == DataFrame(**{fld.name: getattr(f, fld.name) for fld in dataclasses.fields(f)})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.fcnt16 = 1  # type: ignore[misc]

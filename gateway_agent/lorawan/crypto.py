@@ -137,6 +137,40 @@ def mic_equal(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
 
 
+_LEN = tuple(bytes((i,)) for i in range(256))
+_B0_HEAD = (b"\x49\x00\x00\x00\x00\x00", b"\x49\x00\x00\x00\x00\x01")  # by Dir
+_A_HEAD = (b"\x01\x00\x00\x00\x00\x00", b"\x01\x00\x00\x00\x00\x01")
+_compare = hmac.compare_digest
+
+
+def mic_le(ctx: KeyContext, direction: int, addr_le: bytes, fcnt32: int, msg: bytes) -> bytes:
+    """Hot-path MIC: `addr_le` as on air, `direction` 0 up / 1 down. Caller checks ranges."""
+    c = ctx._cmac.copy()
+    c.update(
+        _B0_HEAD[direction]
+        + addr_le
+        + fcnt32.to_bytes(4, "little")
+        + b"\x00"
+        + _LEN[len(msg)]
+        + msg
+    )
+    return c.finalize()[:4]
+
+
+def crypt_le(ctx: KeyContext, direction: int, addr_le: bytes, fcnt32: int, data: bytes) -> bytes:
+    """Hot-path FRMPayload en/decryption: `addr_le` as on air, `len(data)` <= 255."""
+    n = len(data)
+    if not n:
+        return b""
+    head = _A_HEAD[direction] + addr_le + fcnt32.to_bytes(4, "little") + b"\x00"
+    if n <= 16:
+        blocks = head + b"\x01"
+    else:
+        blocks = b"".join([head + _LEN[i] for i in range(1, (n + 15) // 16 + 1)])
+    ks: bytes = ctx._enc.update(blocks)
+    return (int.from_bytes(data, "big") ^ int.from_bytes(ks[:n], "big")).to_bytes(n, "big")
+
+
 class SessionCrypto:
     """The prepared contexts of one ABP/OTAA session (NwkSKey, AppSKey)."""
 
@@ -151,6 +185,14 @@ class SessionCrypto:
 
     def mic(self, uplink: bool, dev_addr: bytes, fcnt32: int, msg: bytes) -> bytes:
         return self.nwk.cmac(b0_block(uplink, dev_addr, fcnt32, len(msg)) + msg)[:4]
+
+    def mic_le(self, direction: int, addr_le: bytes, fcnt32: int, msg: bytes) -> bytes:
+        return mic_le(self.nwk, direction, addr_le, fcnt32, msg)
+
+    def crypt_le(
+        self, f_port: int, direction: int, addr_le: bytes, fcnt32: int, data: bytes
+    ) -> bytes:
+        return crypt_le(self.nwk if f_port == 0 else self.app, direction, addr_le, fcnt32, data)
 
     def crypt(self, f_port: int, uplink: bool, dev_addr: bytes, fcnt32: int, data: bytes) -> bytes:
         """FRMPayload en/decryption with the key chosen by FPort (0 -> NwkSKey)."""

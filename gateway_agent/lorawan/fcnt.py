@@ -30,17 +30,22 @@ def reconstruct_fcnt(last: int | None, fcnt16: int, max_gap: int) -> FcntCheck:
     """Reconstruct FCnt32 from the 16-bit `fcnt16` given the last accepted FCnt32 (None: fresh)."""
     if not 0 <= fcnt16 <= 0xFFFF:
         raise ValueError("fcnt16 must be a 16-bit value")
+    return FcntCheck(*reconstruct(last, fcnt16, max_gap))
+
+
+def reconstruct(last: int | None, fcnt16: int, max_gap: int) -> tuple[int, FcntKind]:
+    """`reconstruct_fcnt` as a plain (candidate, kind) tuple, for the per-uplink path."""
     if last is None:
-        return FcntCheck(fcnt16, "new")
+        return fcnt16, "new"
     forward = (fcnt16 - (last & 0xFFFF)) & 0xFFFF
     if forward == 0:
-        return FcntCheck(last, "retransmission")
+        return last, "retransmission"
     candidate = last + forward
     if forward > max_gap:
-        return FcntCheck(candidate, "replay")
+        return candidate, "replay"
     if candidate > MAX_FCNT32:
-        return FcntCheck(candidate, "exhausted")
-    return FcntCheck(candidate, "new")
+        return candidate, "exhausted"
+    return candidate, "new"
 
 
 def relaxed_reset(last: int | None, fcnt16: int, max_gap: int) -> FcntCheck | None:

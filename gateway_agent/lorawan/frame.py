@@ -11,6 +11,7 @@ from enum import IntEnum
 
 from gateway_agent.errors import FrameError
 from gateway_agent.lorawan.crypto import SessionCrypto
+from gateway_agent.lorawan.frozen import fast_constructor
 
 MAX_PHY_LEN = 255
 MIN_DATA_LEN = 12  # MHDR + 7-byte FHDR + MIC
@@ -135,18 +136,65 @@ def parse_phy(data: bytes) -> PhyFrame:
 
     FPort 225..255 (RFU) parses; `session.verify_uplink` rejects it with reason "fport_rfu".
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise FrameError("PHYPayload must be bytes", reason="malformed")
-    data = bytes(data)
+    if type(data) is not bytes:
+        if not isinstance(data, bytearray | memoryview):
+            raise FrameError("PHYPayload must be bytes", reason="malformed")
+        data = bytes(data)
+    n = len(data)
+    if n < MIN_DATA_LEN or n > MAX_PHY_LEN:
+        return _parse_odd_length(data)
+    mhdr = data[0]
+    mtype = _MTYPES[mhdr >> 5]
+    if mhdr & 0x03 or not 2 <= mhdr >> 5 <= 5:
+        return _parse_other(data, mtype)
+    fctrl = data[5]
+    fopts_len = fctrl & 0x0F
+    end = n - 4
+    port_at = 8 + fopts_len
+    if port_at > end:
+        raise FrameError("FOptsLen runs past the MIC", reason="fopts_truncated")
+    f_port: int | None = None
+    if port_at < end:
+        f_port = data[port_at]
+        if f_port == 0 and fopts_len:
+            raise FrameError("FPort 0 with FOpts", reason="fport0_with_fopts")
+    return _new_data_frame(
+        mtype,
+        data[4:0:-1],
+        bool(fctrl & 0x80),
+        bool(fctrl & 0x40),
+        bool(fctrl & 0x20),
+        bool(fctrl & 0x10),
+        data[8:port_at],
+        data[6] | (data[7] << 8),
+        f_port,
+        data[port_at + 1 : end] if f_port is not None else b"",
+        data[end:],
+        data,
+    )
+
+
+_MTYPES = tuple(MType)
+_new_data_frame = fast_constructor(DataFrame)
+
+
+def _parse_odd_length(data: bytes) -> PhyFrame:
     n = len(data)
     if n < 1:
         raise FrameError("empty PHYPayload", reason="too_short")
     if n > MAX_PHY_LEN:
         raise FrameError(f"PHYPayload of {n} bytes exceeds 255", reason="too_long")
-    mhdr = data[0]
-    if mhdr & 0x03:
-        raise FrameError(f"unknown LoRaWAN major version {mhdr & 3}", reason="bad_major")
-    mtype = MType(mhdr >> 5)
+    mtype = _MTYPES[data[0] >> 5]
+    if not data[0] & 0x03 and mtype.is_data:
+        raise FrameError(f"data frame of {n} bytes, minimum 12", reason="too_short")
+    return _parse_other(data, mtype)
+
+
+def _parse_other(data: bytes, mtype: MType) -> PhyFrame:
+    """Everything but a well-sized data frame: bad major, RFU, joins, proprietary."""
+    n = len(data)
+    if data[0] & 0x03:
+        raise FrameError(f"unknown LoRaWAN major version {data[0] & 3}", reason="bad_major")
     if mtype is MType.Proprietary:
         return ProprietaryFrame(data)
     if mtype is MType.RFU:
@@ -161,37 +209,9 @@ def parse_phy(data: bytes) -> PhyFrame:
             mic=data[19:23],
             raw=data,
         )
-    if mtype is MType.JoinAccept:
-        if n not in JOIN_ACCEPT_LENS:
-            raise FrameError(f"join-accept of {n} bytes, expected 17 or 33", reason="bad_length")
-        return JoinAcceptRaw(data)
-    if n < MIN_DATA_LEN:
-        raise FrameError(f"data frame of {n} bytes, minimum 12", reason="too_short")
-    fctrl = data[5]
-    fopts_len = fctrl & 0x0F
-    end = n - 4
-    port_at = 8 + fopts_len
-    if port_at > end:
-        raise FrameError("FOptsLen runs past the MIC", reason="fopts_truncated")
-    f_port: int | None = None
-    if port_at < end:
-        f_port = data[port_at]
-        if f_port == 0 and fopts_len:
-            raise FrameError("FPort 0 with FOpts", reason="fport0_with_fopts")
-    return DataFrame(
-        mtype=mtype,
-        dev_addr=data[4:0:-1],
-        adr=bool(fctrl & 0x80),
-        adr_ack_req=bool(fctrl & 0x40),
-        ack=bool(fctrl & 0x20),
-        f_pending=bool(fctrl & 0x10),
-        fopts=data[8:port_at],
-        fcnt16=data[6] | (data[7] << 8),
-        f_port=f_port,
-        frm_payload=data[port_at + 1 : end] if f_port is not None else b"",
-        mic=data[end:],
-        raw=data,
-    )
+    if n not in JOIN_ACCEPT_LENS:
+        raise FrameError(f"join-accept of {n} bytes, expected 17 or 33", reason="bad_length")
+    return JoinAcceptRaw(data)
 
 
 def build_data_frame(

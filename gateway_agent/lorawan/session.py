@@ -6,11 +6,13 @@ Returns decisions; the shell commits `UplinkAccepted.new_session` together with 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from hmac import compare_digest
 
-from gateway_agent.lorawan.crypto import SessionCrypto, mic_equal
-from gateway_agent.lorawan.fcnt import MAX_FCNT32, FcntCheck, reconstruct_fcnt, relaxed_reset
-from gateway_agent.lorawan.frame import DataFrame
+from gateway_agent.lorawan.crypto import KeyContext, SessionCrypto, crypt_le, key_context, mic_le
+from gateway_agent.lorawan.fcnt import MAX_FCNT32, reconstruct, relaxed_reset
+from gateway_agent.lorawan.frame import DataFrame, MType
+from gateway_agent.lorawan.frozen import fast_constructor
 from gateway_agent.lorawan.mac import MacCommand, parse_mac_commands
 
 
@@ -48,6 +50,24 @@ class DeviceSession:
     def crypto(self) -> SessionCrypto:
         return SessionCrypto(self.nwk_s_key, self.app_s_key)
 
+    def with_fcnt_up(self, fcnt_up: int) -> DeviceSession:
+        """This session with `fcnt_up` advanced (the per-uplink path: only the counter is new,
+        so only it is checked; `dataclasses.replace` would cost ~5 us)."""
+        if not 0 <= fcnt_up <= MAX_FCNT32:
+            raise ValueError("fcnt_up out of 32-bit range")
+        return _new_session(
+            self.dev_eui,
+            self.dev_addr,
+            self.nwk_s_key,
+            self.app_s_key,
+            fcnt_up,
+            self.fcnt_down,
+            self.relaxed_fcnt,
+        )
+
+
+_new_session = fast_constructor(DeviceSession)
+
 
 @dataclass(frozen=True, slots=True)
 class UplinkAccepted:
@@ -80,6 +100,7 @@ class UplinkRejected:
 
 
 UplinkResult = UplinkAccepted | UplinkRetransmission | UplinkRejected
+_new_accepted = fast_constructor(UplinkAccepted)
 
 # When no session verifies, the most telling reason wins.
 _REASON_RANK = {"replay": 0, "exhausted": 1, "mic": 2}
@@ -93,34 +114,37 @@ def verify_uplink(
     Cheap checks (direction, FPort, DevAddr, counter window) come before any crypto. Of several
     sessions sharing the DevAddr, the one whose MIC verifies wins (LORAWAN.md pitfall 11).
     """
-    if not frame.uplink:
+    mtype = frame.mtype
+    if mtype is not MType.UnconfirmedDataUp and mtype is not MType.ConfirmedDataUp:
         return UplinkRejected("not_uplink")
-    if frame.f_port is not None and frame.f_port > 224:
+    f_port = frame.f_port
+    if f_port is not None and f_port > 224:
         return UplinkRejected("fport_rfu")
     dev_addr = frame.dev_addr
+    raw = frame.raw
+    msg = raw[:-4]
+    addr_le = raw[1:5]
+    fcnt16 = frame.fcnt16
     reason: str | None = None
-    msg = frame.raw[:-4]
     for s in sessions:
         if s.dev_addr != dev_addr:
             continue
-        checks: list[FcntCheck] = [reconstruct_fcnt(s.fcnt_up, frame.fcnt16, max_fcnt_gap)]
+        checks = [reconstruct(s.fcnt_up, fcnt16, max_fcnt_gap)]
         if s.relaxed_fcnt:
-            reset = relaxed_reset(s.fcnt_up, frame.fcnt16, max_fcnt_gap)
+            reset = relaxed_reset(s.fcnt_up, fcnt16, max_fcnt_gap)
             if reset is not None:
-                checks.append(reset)
-        crypto: SessionCrypto | None = None
-        for chk in checks:
-            if chk.kind in ("replay", "exhausted"):
-                reason = _worst(reason, chk.kind)
+                checks.append((reset.candidate, reset.kind))
+        for candidate, kind in checks:
+            if kind == "replay" or kind == "exhausted":
+                reason = _worst(reason, kind)
                 continue
-            if crypto is None:
-                crypto = SessionCrypto(s.nwk_s_key, s.app_s_key)
-            if not mic_equal(crypto.mic(True, dev_addr, chk.candidate, msg), frame.mic):
+            nwk = key_context(s.nwk_s_key)
+            if not compare_digest(mic_le(nwk, 0, addr_le, candidate, msg), frame.mic):
                 reason = _worst(reason, "mic")
                 continue
-            if chk.kind == "retransmission":
-                return UplinkRetransmission(s, chk.candidate, frame.confirmed)
-            return _accept(frame, s, crypto, chk)
+            if kind == "retransmission":
+                return UplinkRetransmission(s, candidate, mtype is MType.ConfirmedDataUp)
+            return _accept(frame, s, nwk, addr_le, candidate, kind == "reset")
     return UplinkRejected(reason or "unknown_device")
 
 
@@ -131,23 +155,29 @@ def _worst(current: str | None, new: str) -> str:
 
 
 def _accept(
-    frame: DataFrame, s: DeviceSession, crypto: SessionCrypto, chk: FcntCheck
+    frame: DataFrame,
+    s: DeviceSession,
+    nwk: KeyContext,
+    addr_le: bytes,
+    fcnt: int,
+    reset: bool,
 ) -> UplinkAccepted:
-    fcnt = chk.candidate
+    f_port = frame.f_port
     payload = b""
-    if frame.f_port is not None:
-        payload = crypto.crypt(frame.f_port, True, frame.dev_addr, fcnt, frame.frm_payload)
-    mac_src = payload if frame.f_port == 0 else frame.fopts
+    if f_port is not None:
+        ctx = nwk if f_port == 0 else key_context(s.app_s_key)
+        payload = crypt_le(ctx, 0, addr_le, fcnt, frame.frm_payload)
+    mac_src = payload if f_port == 0 else frame.fopts
     mac = parse_mac_commands(mac_src, True, lenient=True) if mac_src else ()
-    return UplinkAccepted(
-        session=s,
-        fcnt=fcnt,
-        f_port=frame.f_port,
-        payload=payload,
-        confirmed=frame.confirmed,
-        mac_commands=mac,
-        adr=frame.adr,
-        adr_ack_req=frame.adr_ack_req,
-        new_session=replace(s, fcnt_up=fcnt),
-        fcnt_reset=chk.kind == "reset",
+    return _new_accepted(
+        s,
+        fcnt,
+        f_port,
+        payload,
+        frame.mtype is MType.ConfirmedDataUp,
+        mac,
+        frame.adr,
+        frame.adr_ack_req,
+        s.with_fcnt_up(fcnt),
+        reset,
     )
