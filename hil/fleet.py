@@ -48,7 +48,8 @@ def build_fleet(scn: Scenario) -> list[FleetDevice]:
             params = dict(g.params)
             tags = list(g.tags)
             if g.device_class == "legionella":
-                hot = params.pop("hot_share", 0.5) > (k % 10) / 10.0
+                share = float(params.pop("hot_share", 0.5))
+                hot = int((k + 1) * share) > int(k * share)  # spreads hot outlets evenly
                 params["hot"] = hot
                 tags += ["outlet", "hot" if hot else "cold"]
             if g.interval_s is not None:

@@ -29,7 +29,8 @@ from hil.scenario import Fault, Scenario, dump_toml, write_private
 
 TOPIC_PREFIX = "hil"
 REPO = Path(__file__).resolve().parent.parent
-KILL_RISK_S = 1.0  # uplinks forwarded this long before a SIGKILL may legally be uncommitted
+KILL_RISK_S = 1.0
+RETX_WALL_S = 3.0  # no ACK this long (wall) after a confirmed uplink: retransmit  # uplinks forwarded this long before a SIGKILL may legally be uncommitted
 
 
 class Subscriber:
@@ -323,17 +324,23 @@ class Run:
             rid = f"{self.gateway_id}:{d.dev_eui.hex()}:{tx.fcnt}"
             self.records[rid] = UplinkRecord(rid, d.dev_eui.hex(), d.device_class, tx.fcnt, s.truth)
             self.push(t + d.interval_s * self.rng.uniform(0.95, 1.05), "uplink", d)
-            if d.group.confirmed:
-                self.push(t + 4.0 * self.scn.accel, "retx", d)  # ACK due ~1 s wall later
+            if d.group.confirmed:  # the ACK is due ~1 s (wall) later, in RX1
+                self.push(t + RETX_WALL_S * self.scn.accel, "retx", (d, tx.fcnt))
         self._air(d, tx, t, "uplink")
 
-    def do_retx(self, d: FleetDevice, t: float) -> None:
-        if d.stack.pending is None:
+    def do_retx(self, arg: tuple[FleetDevice, int], t: float) -> None:
+        d, fcnt = arg
+        p = d.stack.pending
+        if p is None or p.fcnt != fcnt:
             return
         tx = d.stack.retransmission(t)
         if tx is not None:
-            self._air(d, tx, t, "retx")
-            self.push(t + 4.0 * self.scn.accel, "retx", d)
+            self.sent_mono = time.monotonic()
+            self.channel.transmit(tx)
+            self.push(tx.end_s, "release")
+            self.push(t + RETX_WALL_S * self.scn.accel, "retx", arg)
+        elif d.stack.pending is not None:  # duty cycle: retry when the sub-band frees up
+            self.push(max(d.stack.earliest_tx_s(), t + 1.0), "retx", arg)
 
     def do_join(self, d: FleetDevice, t: float) -> None:
         if d.stack.joined:
