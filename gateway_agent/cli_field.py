@@ -11,7 +11,8 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.panel import Panel
-from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
 from rich.text import Text
 
 from gateway_agent import chart
@@ -144,30 +145,49 @@ def doctor(c: Ctx, as_json: bool, timeout_s: float) -> None:
     cfg = c.cfg
     live: dict[str, Any] | None = None
     quick_check: Any = None
-    with _spinner() as prog:
-        prog.add_task("running checks", total=None)
-        if c.online:
-            try:
-                live = c.ask("status")
-                quick_check = lambda: c.ask("db_check", timeout_s=120)["quick_check"]  # noqa: E731
-            except AgentError:
-                live = None
-        if quick_check is None and cfg.agent.db_path.exists():
-            quick_check = lambda: _offline_quick_check(cfg.agent.db_path)  # noqa: E731
-        results = dr.run_checks(cfg, live, quick_check, broker_timeout_s=timeout_s)
+    if c.online:
+        try:
+            live = c.ask("status")
+            quick_check = lambda: c.ask("db_check", timeout_s=120)["quick_check"]  # noqa: E731
+        except AgentError:
+            live = None
+    if quick_check is None and cfg.agent.db_path.exists():
+        quick_check = lambda: _offline_quick_check(cfg.agent.db_path)  # noqa: E731
+    plan = dr.plan_checks(cfg, live, quick_check, broker_timeout_s=timeout_s)
+    results = []
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("checking {task.description}"),
+        BarColumn(),
+        console=console,
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    ) as prog:
+        task = prog.add_task("", total=len(plan))
+        for label, fn in plan:
+            prog.update(task, description=label)
+            results.extend(fn())
+            prog.advance(task)
     failed = any(r.status == "fail" for r in results)
     if as_json:
         emit({"ok": not failed, "checks": [r.as_dict() for r in results]})
-    else:
+    elif console.is_terminal:
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for r in results:
+            text = Text(r.detail)
+            if r.fix:
+                text.append(f"\nfix: {r.fix}", style="dim" if r.status == "warn" else "")
+            grid.add_row(Text(LABEL[r.status], style=STYLE[r.status]), r.name, text)
+        console.print(grid, highlight=False)
+    else:  # piped: one unwrapped line per check (and per fix), for grep
         nw = max(len(r.name) for r in results)
         for r in results:
-            line = Text(f"{LABEL[r.status]:>4} ", style=STYLE[r.status])
-            line.append(f"{r.name:<{nw}}  {r.detail}")
+            click.echo(f"{LABEL[r.status]:>4} {r.name:<{nw}}  {r.detail}")
             if r.fix:
-                line.append(
-                    f"\n     {'':<{nw}}  fix: {r.fix}", style="dim" if r.status == "warn" else ""
-                )
-            console.print(line, highlight=False, soft_wrap=True)
+                click.echo(f"     {'':<{nw}}  fix: {r.fix}")
     sys.exit(1 if failed else 0)
 
 

@@ -251,6 +251,49 @@ def check_permissions(cfg: Config) -> list[CheckResult]:
 # --------------------------------------------------------------------------- all
 
 
+def plan_checks(
+    cfg: Config,
+    live: dict[str, Any] | None,
+    quick_check: Callable[[], str] | None,
+    now: float | None = None,
+    broker_timeout_s: float = 5.0,
+) -> list[tuple[str, Callable[[], list[CheckResult]]]]:
+    """Every check as (label, thunk), in the order an installer fixes things: process, radio,
+    backhaul, host. The CLI runs them one by one under a progress bar."""
+    t = time.time() if now is None else now
+    gateways = (live or {}).get("gateways") or {}
+    plan: list[tuple[str, Callable[[], list[CheckResult]]]] = [
+        ("daemon", lambda: [check_daemon(live)])
+    ]
+    for i, src in enumerate(cfg.sources):
+        if isinstance(src, GwmpSourceConfig):
+            plan.append(
+                (
+                    f"radio {src.name}",
+                    lambda src=src, i=i: [  # type: ignore[misc]
+                        *check_gwmp_listen(src, i, live is not None),
+                        check_forwarder_seen(src, gateways, t),
+                    ],
+                )
+            )
+        elif isinstance(src, SerialSourceConfig):
+            plan.append((f"serial {src.port}", lambda src=src: [check_serial(src)]))  # type: ignore[misc]
+    plan.append(("broker", lambda: check_broker(cfg.upstream, broker_timeout_s)))
+    up = (live or {}).get("upstream")
+    if up and cfg.upstream.enabled and not up.get("connected"):
+        detail = f"the daemon is not connected: {up.get('last_error') or 'connecting'}"
+        plan.append(("upstream", lambda: [warn("upstream", detail, "gateway-agent outbox retry")]))
+    db_bytes = (live or {}).get("db", {}).get("size_bytes", 0)
+    cap = int(cfg.store.max_db_mb * 1024 * 1024)
+    plan += [
+        ("database", lambda: [check_database(cfg.agent.db_path, quick_check)]),
+        ("disk", lambda: [check_disk(cfg.agent.state_dir, cap, db_bytes)]),
+        ("clock", lambda: [check_clock(t, clock_synchronized())]),
+        ("permissions", lambda: check_permissions(cfg)),
+    ]
+    return plan
+
+
 def run_checks(
     cfg: Config,
     live: dict[str, Any] | None,
@@ -258,29 +301,4 @@ def run_checks(
     now: float | None = None,
     broker_timeout_s: float = 5.0,
 ) -> list[CheckResult]:
-    """Every check, in the order an installer fixes things: process, radio, backhaul, host."""
-    now = time.time() if now is None else now
-    out = [check_daemon(live)]
-    gateways = (live or {}).get("gateways") or {}
-    for i, src in enumerate(cfg.sources):
-        if isinstance(src, GwmpSourceConfig):
-            out.extend(check_gwmp_listen(src, i, live is not None))
-            out.append(check_forwarder_seen(src, gateways, now))
-        elif isinstance(src, SerialSourceConfig):
-            out.append(check_serial(src))
-    out.extend(check_broker(cfg.upstream, broker_timeout_s))
-    up = (live or {}).get("upstream")
-    if up and cfg.upstream.enabled and not up.get("connected"):
-        out.append(
-            warn(
-                "upstream",
-                f"the daemon is not connected: {up.get('last_error') or 'connecting'}",
-                "gateway-agent outbox retry (reconnect now)",
-            )
-        )
-    out.append(check_database(cfg.agent.db_path, quick_check))
-    db_bytes = (live or {}).get("db", {}).get("size_bytes", 0)
-    out.append(check_disk(cfg.agent.state_dir, int(cfg.store.max_db_mb * 1024 * 1024), db_bytes))
-    out.append(check_clock(now, clock_synchronized()))
-    out.extend(check_permissions(cfg))
-    return out
+    return [r for _, fn in plan_checks(cfg, live, quick_check, now, broker_timeout_s) for r in fn()]
