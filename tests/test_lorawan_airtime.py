@@ -11,6 +11,7 @@ from gateway_agent.lorawan.airtime import (
     symbol_time_ms,
     symbols,
 )
+from gateway_agent.lorawan.region import EU868
 
 SFS = (7, 8, 9, 10, 11, 12)
 
@@ -128,7 +129,8 @@ def test_cross_checks() -> None:
 
 
 def test_duty_cycle_tracker_sliding_hour() -> None:
-    t = DutyCycleTracker({"g1": 0.01, "g3": 0.10})
+    t = DutyCycleTracker(EU868.duty_cycle_limits)
+    assert t.limits["g1"] == 0.01 and t.limits["g3"] == 0.10
     assert t.budget_ms("g1") == pytest.approx(36_000.0)
     assert t.available("g1", 30_000.0, 0.0)
     t.record("g1", 30_000.0, 0.0)

@@ -27,6 +27,7 @@ class KeyContext:
 
     ECB contexts are never finalized: each `update` of whole blocks is independent, so one
     context serves every call. CMAC is copied from a keyed template (no new key schedule).
+    Use from one thread at a time (the ingest loop); contexts are shared through `key_context`.
     """
 
     __slots__ = ("_cmac", "_dec", "_enc")

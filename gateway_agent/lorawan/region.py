@@ -65,6 +65,11 @@ class Region:
                 return d
         raise FrameError(f"{self.name} has no DR{dr}", reason="unknown_dr")
 
+    @property
+    def duty_cycle_limits(self) -> dict[str, float]:
+        """Sub-band name -> duty-cycle fraction, for `airtime.DutyCycleTracker`."""
+        return {b.name: b.duty_cycle for b in self.sub_bands}
+
     def sub_band(self, freq_hz: int) -> SubBand | None:
         for b in self.sub_bands:
             if b.contains(freq_hz):
