@@ -8,6 +8,7 @@ import heapq
 import json
 import os
 import random
+import shutil
 import tempfile
 import threading
 import time
@@ -178,10 +179,11 @@ class Run:
 
     async def run(self) -> dict[str, Any]:
         t_wall0 = time.monotonic()
-        mdir = self.dir / "mosquitto"
-        # mosquitto started as root drops to its own user: it must be able to write here.
-        os.makedirs(mdir, exist_ok=True)
+        # mosquitto started as root drops to its own user: it must reach and write its directory
+        # (for the persistence file), so it lives outside a possibly 0700 workdir.
+        mdir = Path(tempfile.mkdtemp(prefix="hil-mosq-"))
         os.chmod(mdir, 0o777)  # noqa: S103 - a private throwaway test broker directory
+        self.broker_dir = mdir
         self.broker = Mosquitto(
             workdir=mdir, extra_conf=f"persistence true\npersistence_location {mdir}/"
         )
@@ -233,6 +235,7 @@ class Run:
             for m in self.modems:
                 m.close()
             self.broker.stop()
+            shutil.rmtree(self.broker_dir, ignore_errors=True)
         extra = {
             "devices": len(self.fleet),
             "simulated_s": self.scn.duration_s,
