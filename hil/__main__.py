@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     from hil.runner import run_sync
 
     if a.live or scn.live:
-        print(f"hil: {scn.name}: {scn.devices} devices, {scn.duration_s:.0f} s simulated at x{scn.accel:g}")
+        print(
+            f"hil: {scn.name}: {scn.devices} devices, {scn.duration_s:.0f} s simulated at x{scn.accel:g}"
+        )
     report = run_sync(scn, a.workdir, live=a.live)
     if a.report:
         a.report.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

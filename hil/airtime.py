@@ -9,7 +9,7 @@ def payload_symbols(
     pl: int, sf: int, bw_khz: int = 125, crc: bool = True, cr: int = 1, implicit: bool = False
 ) -> int:
     """Number of payload symbols for a PHYPayload of `pl` bytes."""
-    de = 1 if (2**sf) / (bw_khz * 1000) > 0.016 else 0
+    de = 1 if (1 << sf) / (bw_khz * 1000) > 0.016 else 0
     num = 8 * pl - 4 * sf + 28 + 16 * int(crc) - 20 * int(implicit)
     return 8 + max(math.ceil(num / (4 * (sf - 2 * de))) * (cr + 4), 0)
 
@@ -24,7 +24,7 @@ def airtime_ms(
     implicit: bool = False,
 ) -> float:
     """Time on air in milliseconds. `crc` False for LoRaWAN downlinks."""
-    tsym_ms = (2**sf) / bw_khz
+    tsym_ms = float(1 << sf) / bw_khz
     return (preamble + 4.25) * tsym_ms + payload_symbols(
         pl, sf, bw_khz, crc, cr, implicit
     ) * tsym_ms

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from hil.broker import Mosquitto
 from hil.channel import Channel, ChannelParams, Position, Reception
@@ -44,11 +45,11 @@ class Subscriber:
         # A persistent session on a persistent broker: readings the agent publishes right after
         # an outage, before this client has resubscribed, are queued for it, not dropped.
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=f"hil-{os.getpid()}", clean_session=False
+            CallbackAPIVersion.VERSION2, client_id=f"hil-{os.getpid()}", clean_session=False
         )
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 1.0)
+        self.client.reconnect_delay_set(0.2, 1.0)  # type: ignore[arg-type]  # floats work
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
