@@ -7,6 +7,7 @@ awaits in-flight PUBACKs up to a deadline -> STOPPING=1 -> the store closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -21,7 +22,8 @@ from gateway_agent import __version__
 from gateway_agent.actions import actions_worker
 from gateway_agent.config import Config, read_config, read_devices
 from gateway_agent.control import ControlServer
-from gateway_agent.errors import AgentError, ConfigError, StoreError
+from gateway_agent.errors import AgentError, ConfigError, DiskFullError, StoreError
+from gateway_agent.formats import dumps, event_message
 from gateway_agent.forwarder import Forwarder
 from gateway_agent.ingest import Ingest
 from gateway_agent.logfmt import log_event, setup_logging
@@ -29,7 +31,7 @@ from gateway_agent.lorawan.radio import DownlinkTx, RadioFrame
 from gateway_agent.metrics import COUNTERS, Counters
 from gateway_agent.sdnotify import Notifier
 from gateway_agent.sources import SOURCE_TYPES, Source
-from gateway_agent.store import Store
+from gateway_agent.store import PRIO_EVENT, Store
 
 log = logging.getLogger(__name__)
 
@@ -54,38 +56,72 @@ class StoreThread:
         self.pool.shutdown(wait=True)
 
 
+def _wal_state(path: Path) -> dict[str, Any] | None:
+    """A WAL left non-empty means the last run did not close cleanly (kill -9, power cut)."""
+    wal = Path(f"{path}-wal")
+    try:
+        size = wal.stat().st_size
+    except OSError:
+        return None
+    if size == 0:
+        return None
+    # WAL = 32-byte header + frames of (24 + page_size); a torn tail is ignored by SQLite.
+    page = 4096
+    with contextlib.suppress(OSError), wal.open("rb") as f:
+        hdr = f.read(32)
+        if len(hdr) == 32:
+            page = int.from_bytes(hdr[8:12], "big") or 4096
+    torn = size < 32 or (size - 32) % (24 + page) != 0
+    return {"walBytes": size, "walTorn": torn}
+
+
 def open_store(cfg: Config) -> tuple[Store, dict[str, Any] | None]:
     """Open the DB; a corrupt or unreadable one is moved aside and a fresh one started (never a
     crash loop). Returns the store and, when it recovered, what to report upstream."""
     path = cfg.agent.db_path
+    cap = int(cfg.store.max_db_mb * 1024 * 1024)
+    retention = cfg.store.retention_days * 86400
+
+    def make() -> Store:
+        return Store(path, cfg.store.synchronous, max_bytes=cap, retention_s=retention)
+
+    wal = _wal_state(path)
     try:
-        store = Store(path, cfg.store.synchronous)
+        store = make()
         if cfg.store.quick_check_on_start:
             result = store.quick_check()
             if result != "ok":
                 store.close()
                 raise StoreError(f"quick_check: {result[:200]}")
+        if wal is not None:
+            log_event(log, logging.WARNING, "database_recovered", action="wal_replayed", **wal)
+            return store, {"action": "wal_replayed", **wal}
         return store, None
-    except (sqlite3.DatabaseError, StoreError) as e:
+    except (sqlite3.DatabaseError, StoreError, OSError) as e:
         if isinstance(e, StoreError) and "newer than this agent" in str(e):
             raise
         stamp = time.strftime("%Y%m%dT%H%M%S")
+        n = 0
+        while Path(f"{path}.corrupt-{stamp}{'-' + str(n) if n else ''}").exists():
+            n += 1
+        tag = f"{stamp}{'-' + str(n) if n else ''}"
         moved = []
         for suffix in ("", "-wal", "-shm"):
             p = Path(str(path) + suffix)
             if p.exists():
-                dest = Path(f"{path}.corrupt-{stamp}{suffix}")
+                dest = Path(f"{path}.corrupt-{tag}{suffix}")
                 shutil.move(p, dest)
                 moved.append(str(dest))
         log_event(
             log,
             logging.ERROR,
             "database_recovered",
+            action="moved_aside",
             error=str(e),
             moved_to=moved[0] if moved else None,
         )
-        store = Store(path, cfg.store.synchronous)
-        return store, {"error": str(e), "movedTo": moved}
+        store = make()
+        return store, {"action": "moved_aside", "error": str(e), "movedTo": moved}
 
 
 class Daemon:
@@ -106,6 +142,7 @@ class Daemon:
         self.tail_queues: set[asyncio.Queue[dict[str, Any]]] = set()
         self.clock_offset = time.time() - time.monotonic()
         self.actions_q: asyncio.Queue[Any] = asyncio.Queue(maxsize=1000)
+        self._refused_reported = 0
 
     # -- wiring --------------------------------------------------------------------------
 
@@ -271,19 +308,48 @@ class Daemon:
                 stats.update(gw)
         if stats:
             await self.st.call(self.store.save_gateway_stats, stats)
+        await self._store_pressure()
+
+    async def _store_pressure(self) -> None:
+        """Disk cap, retention, ENOSPC: shed per invariant 4 and report every drop upstream."""
+        if getattr(self.ingest, "live_publish", None) is None:
+            self.ingest.live_publish = self.forwarder.publish_live  # type: ignore[attr-defined]
         dropped = await self.st.call(
             self.store.enforce_cap,
             int(self.cfg.store.max_db_mb * 1024 * 1024),
             self.cfg.store.retention_days * 86400,
             time.time(),
         )
-        lost = {k: v for k, v in dropped.items() if v and k != "history"}
         for k, v in dropped.items():
             if v:
                 self.counters.inc("dropped", v, kind=k)
-        if lost:
-            log_event(log, logging.WARNING, "data_dropped", **lost)
-            self.ingest.add_event("data_dropped", {"reason": "disk_cap", **lost})
+        gid = self.cfg.agent.gateway_id
+
+        def event_row(kind: str, data: dict[str, Any]) -> Any:
+            now = time.time()
+            eid = f"{gid}:event:{kind}:{int(now * 1000)}"
+            body = dumps(event_message(eid, kind, now, data))
+            return (PRIO_EVENT, "event", None, "events", eid, body, now, time.monotonic())
+
+        try:
+            reported = await self.st.call(
+                self.store.report_drops, lambda d: event_row("data_dropped", d)
+            )
+            if reported:
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "data_dropped",
+                    **{k: v for k, v in reported.items() if k != "reasons"},
+                    reasons=",".join(reported.get("reasons", [])),
+                )
+            refused = self.ingest.refused - self._refused_reported
+            if refused > 0:
+                row = event_row("readings_refused", {"count": refused, "reason": "disk_full"})
+                await self.st.call(self.store.add_outbox, [row])
+                self._refused_reported += refused
+        except DiskFullError as e:
+            log_event(log, logging.ERROR, "disk_full", error=str(e), refused=self.ingest.refused)
 
     def healthy(self) -> bool:
         now = time.monotonic()

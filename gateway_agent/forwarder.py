@@ -19,7 +19,7 @@ import aiomqtt
 from gateway_agent.config import UpstreamConfig
 from gateway_agent.errors import UpstreamError
 from gateway_agent.formats import BATCH_TOPIC, dumps, encode_batch, encode_single
-from gateway_agent.logfmt import log_event
+from gateway_agent.logfmt import RateLimitedLog, log_event
 from gateway_agent.metrics import Counters
 from gateway_agent.store import PRIO_READING, OutboxRow, Store
 
@@ -38,7 +38,30 @@ def _first_leaf(eg: BaseExceptionGroup) -> BaseException:  # type: ignore[type-a
     return e
 
 
-STABLE_CONNECTION_S = 10.0  # a connection must live this long before the backoff resets
+STABLE_CONNECTION_S = 10.0  # a connection must live this long after CONNACK to reset backoff
+
+
+def _tls_hint(e: BaseException) -> str | None:
+    """Name what went wrong in a TLS handshake so the log line says what to fix."""
+    text = f"{type(e).__name__} {e} {e.__cause__ or ''}".lower()
+    if isinstance(e, ssl.SSLCertVerificationError) or "certificate verify failed" in text:
+        return "server_certificate_not_trusted"
+    if any(
+        k in text
+        for k in (
+            "certificate required",
+            "bad certificate",
+            "unknown ca",
+            "certificate unknown",
+            "alert_certificate",
+            "decrypt error",
+            "access denied",
+        )
+    ):
+        return "client_certificate_refused"
+    if isinstance(e, ssl.SSLError) or "ssl" in text:
+        return "tls_handshake_failed"
+    return None
 
 
 def read_password(cfg: UpstreamConfig) -> str | None:
@@ -127,6 +150,8 @@ class Forwarder:
         self._backoff = Backoff(cfg.backoff_initial_s, cfg.backoff_max_s)
         self._limiter = RateLimiter(cfg.rate_limit_per_s)
         self._retry = asyncio.Event()
+        self._live: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=256)
+        self._limit = RateLimitedLog(log, window_s=10.0)
 
     def retry_now(self) -> None:
         """Skip the current backoff wait (CLI `outbox retry`)."""
@@ -172,16 +197,28 @@ class Forwarder:
 
     # -- main loop -----------------------------------------------------------------------
 
+    def publish_live(self, suffix: str, body_json: str) -> None:
+        """Best effort, not stored: an alert whose commit failed (disk full) still goes out now."""
+        if not self.connected:
+            self.counters.inc("live_dropped")
+            return
+        try:
+            self._live.put_nowait((suffix, body_json))
+        except asyncio.QueueFull:
+            self.counters.inc("live_dropped")
+        self.wake.set()
+
     async def run(self, stop: asyncio.Event) -> None:
         if not self.cfg.enabled:
             log_event(log, logging.INFO, "upstream_disabled")
             await stop.wait()
             return
         while not stop.is_set():
-            started = time.monotonic()
+            up_since: float | None = None
             try:
                 client = self._client()
                 async with client:
+                    up_since = time.monotonic()
                     self.connected = True
                     self.connected_since = time.time()
                     self.last_error = None
@@ -193,6 +230,7 @@ class Forwarder:
                         host=self.cfg.host,
                         port=self.cfg.port,
                         tls=self.cfg.tls,
+                        mqtt=self.cfg.mqtt_version,
                     )
                     await client.publish(
                         self.topic("status"),
@@ -219,9 +257,14 @@ class Forwarder:
                 self._note_error(e)
             finally:
                 self.connected = False
+                while not self._live.empty():
+                    self._live.get_nowait()
+                    self.counters.inc("live_dropped")
             if stop.is_set():
                 break
-            if time.monotonic() - started >= STABLE_CONNECTION_S:
+            # Only a connection that stayed up after CONNACK resets the backoff: a broker that
+            # accepts and drops at once (auth, ACL, overload) keeps backing off to the cap.
+            if up_since is not None and time.monotonic() - up_since >= STABLE_CONNECTION_S:
                 self._backoff.reset()
             delay = self._backoff.next_delay()
             log_event(log, logging.INFO, "upstream_retry", delay_s=round(delay, 2))
@@ -239,27 +282,39 @@ class Forwarder:
     def _note_error(self, e: BaseException) -> None:
         self.last_error = str(e) or type(e).__name__
         self.counters.inc("upstream_errors")
-        log_event(log, logging.WARNING, "upstream_disconnected", error=self.last_error)
+        hint = _tls_hint(e) if self.cfg.tls else None
+        if hint is not None:
+            self.counters.inc("upstream_tls_errors", reason=hint)
+            self._limit.warn(
+                "upstream_tls_failed", key=f"tls:{hint}", reason=hint, error=self.last_error
+            )
+            return
+        self._limit.warn(
+            "upstream_disconnected", key=f"up:{type(e).__name__}", error=self.last_error
+        )
 
     async def _drain(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        """Publish outbox rows in (priority, seq) order with up to `inflight` awaiting PUBACK."""
+        """Publish outbox rows with up to `inflight` awaiting PUBACK. Alerts and events are
+        fetched every round and overtake readings; readings go by seq (= FCnt order per device)
+        from a cursor, so a deep backlog costs one indexed range read per round."""
         window = self.cfg.inflight
-        busy: set[int] = (
-            set()
-        )  # published and not yet deleted (in flight, or acked awaiting delete)
+        busy: set[int] = set()  # published on this connection and not yet deleted
         inflight: set[int] = set()
         acked: list[int] = []
         failed: list[BaseException] = []
         next_status = time.monotonic() + self.cfg.status_interval_s
         slots = asyncio.Semaphore(window)
         tasks: set[asyncio.Task[None]] = set()
+        cursor = (PRIO_READING, 0)  # last reading dispatched on this connection
+        last_delete = time.monotonic()
 
         async def publish(seqs: list[int], topic: str, payload: bytes) -> None:
             try:
                 await client.publish(topic, payload, qos=1, timeout=30)
-                acked.extend(seqs)
-                self.published += len(seqs)
-                self.counters.inc("upstream_published", len(seqs))
+                if seqs:
+                    acked.extend(seqs)
+                    self.published += len(seqs)
+                    self.counters.inc("upstream_published", len(seqs))
             except Exception as e:  # surfaced by the loop below as a plain exception
                 failed.append(e)
             finally:
@@ -267,48 +322,64 @@ class Forwarder:
                 slots.release()
 
         async def delete_acked() -> None:
+            nonlocal last_delete
+            last_delete = time.monotonic()
             if acked:
                 done = list(acked)
                 acked.clear()
                 await self.store_call(self.store.outbox_delete, done)
                 busy.difference_update(done)
 
+        async def send(tg: asyncio.TaskGroup, msgs: list[tuple[list[int], str, bytes]]) -> None:
+            for seqs, topic, payload in msgs:
+                await slots.acquire()
+                if failed:
+                    slots.release()
+                    raise failed[0]
+                await self._limiter.acquire()
+                inflight.update(seqs)
+                busy.update(seqs)
+                tasks.add(tg.create_task(publish(seqs, topic, payload), name="publish"))
+
         async with asyncio.TaskGroup() as tg:
             while True:
                 if failed:
                     raise failed[0]
                 tasks = {t for t in tasks if not t.done()}
-                await delete_acked()
+                # Deletes are write transactions (an fsync each under FULL): group them.
+                if len(acked) >= 256 or time.monotonic() - last_delete > 0.05:
+                    await delete_acked()
                 if stop.is_set():
                     break
+                while not self._live.empty():
+                    suffix, body = self._live.get_nowait()
+                    await send(tg, [([], self.topic(suffix), encode_single(body, self.cfg.format))])
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.cfg.status_interval_s
                     tasks.add(tg.create_task(self._publish_status(client), name="status"))
-                rows: list[OutboxRow] = await self.store_call(
-                    self.store.outbox_fetch, max(window * 4, 256) + len(busy)
+                urgent: list[OutboxRow] = await self.store_call(
+                    self.store.outbox_fetch_urgent, 64 + len(busy)
                 )
-                rows = [r for r in rows if r.seq not in busy]
-                if not rows:
-                    self.wake.clear()
-                    if inflight or acked:
-                        await asyncio.sleep(0.005)
-                        continue
-                    try:
-                        await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-                    except TimeoutError:
-                        pass
+                urgent = [r for r in urgent if r.seq not in busy]
+                if urgent:
+                    await send(tg, self._messages(urgent))
+                rows: list[OutboxRow] = await self.store_call(
+                    self.store.outbox_fetch, max(window * 8, 512), cursor
+                )
+                if rows:
+                    cursor = (PRIO_READING, rows[-1].seq)
+                    await send(tg, self._messages(rows))
                     continue
-                for seqs, topic, payload in self._messages(rows):
-                    await slots.acquire()
-                    if failed:
-                        slots.release()
-                        raise failed[0]
-                    await self._limiter.acquire()
-                    inflight.update(seqs)
-                    busy.update(seqs)
-                    tasks.add(tg.create_task(publish(seqs, topic, payload), name="publish"))
-                    if len(acked) >= 512:
-                        break
+                if urgent:
+                    continue
+                self.wake.clear()
+                if inflight or acked:
+                    await asyncio.sleep(0.005)
+                    continue
+                try:
+                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
             # Stop: wait (bounded) for in-flight PUBACKs; unacked rows stay in the outbox.
             deadline = time.monotonic() + 2.0
             while inflight and time.monotonic() < deadline:  # noqa: ASYNC110

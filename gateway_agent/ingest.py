@@ -562,10 +562,14 @@ class Ingest:
                 self.limiter.warn("commit_failed", reason=e.reason, readings=n, error=str(e))
                 # Nothing was accepted: forget the in-memory counter advances and joins.
                 await self.store_call(self.load)
+                live = getattr(self, "live_publish", None)  # Forwarder.publish_live
                 for a in post.alerts:  # alerts are still raised locally and go out live
                     log_event(
                         log, logging.ERROR, "alert_not_stored", rule=a.rule, dev_eui=a.dev_eui.hex()
                     )
+                    if live is not None:
+                        eui = a.dev_eui.hex()
+                        live(f"devices/{eui}/alert", dumps(alert_message(a)))
                 return
             self.accepted += n
             self.counters.inc("readings_accepted", n)

@@ -26,6 +26,23 @@ from gateway_agent.secret import Secret
 log = logging.getLogger(__name__)
 
 PRIO_ALERT, PRIO_EVENT, PRIO_READING = 0, 1, 2
+DROP_KINDS = ("history", "unsent_readings", "unsent_events", "unsent_alerts")
+CAP_HIGH, CAP_LOW = 0.9, 0.75  # shed when past 90% of the cap, down to 75% (hysteresis)
+OutboxTuple = tuple[int, str, str | None, str, str, str, float, float]
+
+
+def _add_unreported(db: sqlite3.Connection, kind: str, n: int, reason: str) -> None:
+    row = db.execute("SELECT value FROM meta WHERE key='unreported_drops'").fetchone()
+    data: dict[str, Any] = json.loads(row[0]) if row else {}
+    data[kind] = int(data.get(kind, 0)) + n
+    reasons = set(data.get("reasons", []))
+    reasons.add(reason)
+    data["reasons"] = sorted(reasons)
+    db.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('unreported_drops', ?)",
+        (json.dumps(data),),
+    )
+
 
 # --------------------------------------------------------------------------- migrations
 
@@ -163,9 +180,19 @@ def _secret(b: bytes | None) -> Secret | None:
 
 
 class Store:
-    def __init__(self, path: str | Path, synchronous: str = "FULL", readonly: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        synchronous: str = "FULL",
+        readonly: bool = False,
+        max_bytes: int | None = None,
+        retention_s: float = 0.0,
+    ) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self.max_bytes = max_bytes
+        self.retention_s = retention_s
+        self.disk_full_since: float | None = None  # monotonic; set while writes fail for space
         self._lock = threading.RLock()
         if readonly:
             uri = f"file:{self.path}?mode=ro"
@@ -178,10 +205,18 @@ class Store:
             self.db = sqlite3.connect(
                 self.path, check_same_thread=False, timeout=30, isolation_level=None
             )
+            if self.db.execute("PRAGMA page_count").fetchone()[0] == 0:
+                # Only settable before the first table: lets the cap give pages back to the FS.
+                self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
             self.db.execute("PRAGMA foreign_keys=OFF")
-            self.db.execute("PRAGMA journal_size_limit=8388608")
+            # The WAL counts against the cap: checkpoint at 1/8 of it (SQLite default 4 MB at most).
+            wal_bytes = 4 * 1024 * 1024
+            if max_bytes:
+                wal_bytes = max(256 * 1024, min(wal_bytes, max_bytes // 8))
+            self.db.execute(f"PRAGMA wal_autocheckpoint={wal_bytes // 4096}")
+            self.db.execute(f"PRAGMA journal_size_limit={wal_bytes}")
             migrate(self.db)
             self.fix_permissions()
         self.db.row_factory = sqlite3.Row
@@ -506,7 +541,30 @@ class Store:
                     ],
                 )
 
-        self._write(fn)
+        if self.max_bytes:
+            est = sum(len(r[5]) for r in b.outbox) * 2 + len(b.readings) * 300
+            if self.size_bytes() + est > self.max_bytes * CAP_HIGH:
+                self.enforce_cap(self.max_bytes, self.retention_s, time.time(), extra_bytes=est)
+        try:
+            self._write(fn)
+        except DiskFullError:
+            # ENOSPC/EFBIG: shed per invariant 4 to make room inside the file, retry once.
+            if self.disk_full_since is None:
+                self.disk_full_since = time.monotonic()
+            self.shed_for_space()
+            self._write(fn)
+        self.disk_full_since = None
+
+    def shed_for_space(self) -> dict[str, int]:
+        """The filesystem refused a write: drop to 80% of what we hold so pages are reused."""
+        self.checkpoint()
+        target = int(self.size_bytes() * 0.8)
+        if self.max_bytes:
+            target = min(target, self.max_bytes)
+        try:
+            return self.enforce_cap(target, self.retention_s, time.time(), reason="disk_full")
+        except StoreError:
+            return {}
 
     def rule_states(self) -> dict[tuple[str, str], str]:
         with self._lock:
@@ -539,6 +597,20 @@ class Store:
         with self._lock:
             rows = self.db.execute(sql, (*args, limit)).fetchall()
         return [OutboxRow(*tuple(r)) for r in rows]
+
+    def outbox_fetch_urgent(self, limit: int) -> list[OutboxRow]:
+        """Alerts and events only (they overtake readings, invariant 3)."""
+        sql = (
+            "SELECT seq, priority, kind, dev_eui, topic, msg_id, body, created FROM outbox"
+            " WHERE priority < ? ORDER BY priority, seq LIMIT ?"
+        )
+        with self._lock:
+            rows = self.db.execute(sql, (PRIO_READING, limit)).fetchall()
+        return [OutboxRow(*tuple(r)) for r in rows]
+
+    def outbox_depth(self) -> int:
+        with self._lock:
+            return int(self.db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
     def outbox_delete(self, seqs: Sequence[int]) -> None:
         if seqs:
@@ -659,74 +731,109 @@ class Store:
 
     # -- cap & retention (invariant 4) ---------------------------------------------------
 
-    def enforce_cap(self, max_bytes: int, retention_s: float, now: float) -> dict[str, int]:
-        """Drop forwarded history past retention, then (over the cap) forwarded history oldest first,
-        then the oldest unsent routine readings. Unsent alerts are never dropped while any routine row
-        remains. Returns counts of what was dropped."""
-        dropped = {"history": 0, "unsent_readings": 0, "unsent_events": 0, "unsent_alerts": 0}
+    def enforce_cap(
+        self,
+        max_bytes: int,
+        retention_s: float,
+        now: float,
+        extra_bytes: int = 0,
+        reason: str = "disk_cap",
+    ) -> dict[str, int]:
+        """Invariant 4. Drop history past retention; then, over the cap, history oldest first, then
+        the oldest unsent readings, then events, and alerts only when nothing else is left. Each
+        delete records its counts in `meta.unreported_drops` in the same transaction, so a drop is
+        never forgotten by a crash; `report_drops` turns them into one event row. Returns counts."""
+        dropped = dict.fromkeys(DROP_KINDS, 0)
         if retention_s > 0:
             dropped["history"] += self._write(
                 lambda db: (
                     db.execute("DELETE FROM readings WHERE time < ?", (now - retention_s,)).rowcount
                 )
             )
-        target = int(max_bytes * 0.85)
-        for _ in range(200):
-            if self.used_bytes() + self._wal_bytes() <= target:
-                break
-            if self._wal_bytes() > max_bytes * 0.1:
-                self.checkpoint()
-                if self.used_bytes() + self._wal_bytes() <= target:
+        target = int(max_bytes * CAP_LOW) - extra_bytes
+        steps = (
+            (
+                "history",
+                "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings ORDER BY seq LIMIT ?)",
+                (),
+            ),
+            (
+                "unsent_readings",
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
+                "WHERE priority=? ORDER BY seq LIMIT ?)",
+                (PRIO_READING,),
+            ),
+            (
+                "unsent_events",
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox "
+                "WHERE priority=? ORDER BY seq LIMIT ?)",
+                (PRIO_EVENT,),
+            ),
+            (
+                "unsent_alerts",
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+                (),
+            ),
+        )
+        if self.used_bytes() + self._wal_bytes() > target:
+            self.checkpoint()
+        for kind, sql, args in steps:
+            while self.used_bytes() + self._wal_bytes() > target:
+                chunk = self._chunk(kind, target)
+
+                def fn(
+                    db: sqlite3.Connection,
+                    sql: str = sql,
+                    args: Any = args,
+                    kind: str = kind,
+                    chunk: int = chunk,
+                ) -> int:
+                    n = int(db.execute(sql, (*args, chunk)).rowcount)
+                    if n:
+                        _add_unreported(db, kind, n, reason)
+                    return n
+
+                n = self._write(fn)
+                dropped[kind] += n
+                if not n:
                     break
-            n = self._write(
-                lambda db: (
-                    db.execute(
-                        "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings ORDER BY seq LIMIT 500)"
-                    ).rowcount
-                )
-            )
-            if n:
-                dropped["history"] += n
-                continue
-            n = self._write(
-                lambda db: (
-                    db.execute(
-                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE priority=? ORDER BY seq LIMIT 500)",
-                        (PRIO_READING,),
-                    ).rowcount
-                )
-            )
-            if n:
-                dropped["unsent_readings"] += n
-                continue
-            n = self._write(
-                lambda db: (
-                    db.execute(
-                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE priority=? ORDER BY seq LIMIT 100)",
-                        (PRIO_EVENT,),
-                    ).rowcount
-                )
-            )
-            if n:
-                dropped["unsent_events"] += n
-                continue
-            n = self._write(
-                lambda db: (
-                    db.execute(
-                        "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT 100)"
-                    ).rowcount
-                )
-            )
-            dropped["unsent_alerts"] += n
-            if not n:
-                break
+                if self._wal_bytes() > max_bytes * 0.1:
+                    self.checkpoint()
         if any(dropped.values()):
-            with self._lock:
-                try:
-                    self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                except sqlite3.Error:
-                    pass
+            self.checkpoint()
+            with self._lock, contextlib.suppress(sqlite3.Error):
+                self.db.execute("PRAGMA incremental_vacuum")
+            self.checkpoint()
         return dropped
+
+    def _chunk(self, kind: str, target: int) -> int:
+        """Rows to delete per step: about the excess, so a small cap does not lose extra rows."""
+        with self._lock:
+            table = "readings" if kind == "history" else "outbox"
+            n = self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+        if not n:
+            return 1
+        per_row = max(64, self.used_bytes() // max(1, n))
+        excess = self.used_bytes() + self._wal_bytes() - target
+        return int(max(1, min(2000, excess // per_row + 1)))
+
+    def report_drops(self, make_row: Callable[[dict[str, Any]], OutboxTuple]) -> dict[str, Any]:
+        """Move `meta.unreported_drops` into one outbox event row (one transaction); returns it."""
+
+        def fn(db: sqlite3.Connection) -> dict[str, Any]:
+            row = db.execute("SELECT value FROM meta WHERE key='unreported_drops'").fetchone()
+            if row is None:
+                return {}
+            data = json.loads(row[0])
+            db.execute(
+                "INSERT INTO outbox(priority, kind, dev_eui, topic, msg_id, body, created,"
+                " created_mono) VALUES (?,?,?,?,?,?,?,?)",
+                make_row(data),
+            )
+            db.execute("DELETE FROM meta WHERE key='unreported_drops'")
+            return dict(data)
+
+        return dict(self._write(fn))
 
     def checkpoint(self) -> None:
         with self._lock, contextlib.suppress(sqlite3.Error):

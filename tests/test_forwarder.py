@@ -82,7 +82,11 @@ async def test_delivers_in_order_and_deletes_after_puback(
     # Alerts overtake routine readings: they were published before the readings queued ahead of them.
     order = [t for t, _ in sub.messages if t.endswith(("/up", "/alert"))]
     assert order.index(f"ga/gw/devices/{EUI}/alert") < order.index(f"ga/gw/devices/{EUI}/up")
-    status = [json.loads(p) for t, p in sub.messages if t == "ga/gw/status"]
+    status: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (not status or status[-1]["state"] != "offline"):
+        await asyncio.sleep(0.05)  # the subscriber gets the last status after run() returned
+        status = [json.loads(p) for t, p in sub.messages if t == "ga/gw/status"]
     assert status[0]["state"] == "online" and status[-1]["state"] == "offline"
     sub.close()
 
