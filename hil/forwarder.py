@@ -104,7 +104,9 @@ class PacketForwarder:
         self.up: asyncio.DatagramTransport | None = None
         self.down: asyncio.DatagramTransport | None = None
         self.tasks: list[asyncio.Task[None]] = []
-        self.pending_push: dict[bytes, float] = {}
+        self.pending_push: dict[bytes, int] = {}  # token -> push sequence number
+        self.push_seq = 0
+        self.acked_seqs: set[int] = set()
         self.pending_pull: dict[bytes, float] = {}
         self.interval = {
             "rxnb": 0,
@@ -191,8 +193,9 @@ class PacketForwarder:
     def _token(self) -> bytes:
         return os.urandom(2)
 
-    def push(self, rxpks: list[dict[str, Any]], stat: dict[str, Any] | None = None) -> bytes | None:
-        """Send one PUSH_DATA; returns its token (None when the forwarder is disconnected)."""
+    def push(self, rxpks: list[dict[str, Any]], stat: dict[str, Any] | None = None) -> int | None:
+        """Send one PUSH_DATA; returns its sequence number (None when disconnected), which is
+        in `acked_seqs` once its PUSH_ACK came back."""
         if not self.connected or self.up is None:
             return None
         body: dict[str, Any] = {}
@@ -208,14 +211,15 @@ class PacketForwarder:
             + self.eui
             + json.dumps(body, separators=(",", ":")).encode()
         )
-        self.pending_push[tok] = time.monotonic()
+        self.push_seq += 1
+        self.pending_push[tok] = self.push_seq
         self.stats.push_sent += 1
         self.stats.rxpk_sent += len(rxpks)
         n = len(rxpks)
         for k in ("rxnb", "rxok", "rxfw"):
             self.interval[k] += n
         self.interval["sent"] += 1
-        return tok
+        return self.push_seq
 
     def send_raw_up(self, data: bytes) -> None:
         """Anything at all from the uplink socket (garbage injector, replay attacker)."""
@@ -260,12 +264,12 @@ class PacketForwarder:
     # -- replies ----------------------------------------------------------------------------
 
     def _on_up(self, data: bytes) -> None:
-        if (
-            len(data) == 4
-            and data[0] == self.version
-            and data[3] == PUSH_ACK
-            and self.pending_push.pop(data[1:3], None) is not None
-        ):
+        if len(data) == 4 and data[0] == self.version and data[3] == PUSH_ACK:
+            seq = self.pending_push.pop(data[1:3], None)
+            if seq is None:
+                self.stats.stray += 1
+                return
+            self.acked_seqs.add(seq)
             self.stats.push_acked += 1
             self.interval["acked"] += 1
             return

@@ -23,6 +23,8 @@ class UplinkRecord:
     forwarded_mono: float | None = None  # first datagram/line handed to the agent
     forwarded_while_down: bool = False  # only ever forwarded while the agent was dead
     at_risk: bool = False  # forwarded within the kill window (not yet committed is legal)
+    pushes: list[tuple[int, int]] = field(default_factory=list)  # (gateway, push seq) carrying it
+    reached_agent: bool = True  # False: no PUSH_ACK for any datagram carrying it, no modem line
 
 
 @dataclass(slots=True)
@@ -75,10 +77,14 @@ def build_report(
 ) -> dict[str, Any]:
     """The JSON report. `lost` counts uplinks the agent received while running (outside a kill
     window) that never came out upstream; `lost_accepted` counts rows the agent committed
-    (DESIGN.md invariant 1) that never came out: both must be zero."""
+    (DESIGN.md invariant 1) that never came out: both must be zero. An uplink none of whose
+    datagrams got a PUSH_ACK never reached the agent's socket (`never_acked`: UDP drops on an
+    overloaded host); it is reported, not counted as lost."""
     recs = list(records.values())
     forwarded = [r for r in recs if r.forwarded_mono is not None]
-    expected = [r for r in forwarded if not r.forwarded_while_down and not r.at_risk]
+    expected = [
+        r for r in forwarded if not r.forwarded_while_down and not r.at_risk and r.reached_agent
+    ]
     upstream_ids = set(up.first_seen)
     lost = sorted(r.id for r in expected if r.id not in upstream_ids)
     lost_accepted = sorted((accepted_db or set()) - upstream_ids)
@@ -103,6 +109,7 @@ def build_report(
         "forwarded": len(forwarded),
         "forwarded_while_agent_down": sum(1 for r in forwarded if r.forwarded_while_down),
         "at_risk_at_kill": sum(1 for r in forwarded if r.at_risk),
+        "never_acked": sum(1 for r in forwarded if not r.reached_agent),
         "expected": len(expected),
         "accepted": len(upstream_ids & genuine),
         "accepted_in_db": None if accepted_db is None else len(accepted_db),

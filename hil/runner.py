@@ -224,6 +224,7 @@ class Run:
             sampler = asyncio.create_task(self._sample())
             await self.simulate()
             await self.drain()
+            self.mark_unacked()
             counters = self.daemon.counters()
             accepted = self.daemon.accepted_ids()
         finally:
@@ -381,7 +382,7 @@ class Run:
     # -- air -> gateways -> agent ----------------------------------------------------------
 
     def deliver(self, t: float) -> None:
-        per_gw: dict[int, list[dict[str, Any]]] = {}
+        per_gw: dict[int, list[tuple[dict[str, Any], UplinkRecord | None]]] = {}
         now = time.monotonic()
         n_gw = len(self.forwarders)
         for tx, recs in self.channel.release(t):
@@ -394,7 +395,8 @@ class Run:
                 if r.gateway < n_gw:
                     f = self.forwarders[r.gateway]
                     if f.connected:
-                        per_gw.setdefault(r.gateway, []).append(f.rxpk(tx.phy, _meta(tx, r), None))
+                        pk = f.rxpk(tx.phy, _meta(tx, r), None)
+                        per_gw.setdefault(r.gateway, []).append((pk, rec))
                         forwarded = True
                 else:
                     spec = self.scn.modems[r.gateway - n_gw]
@@ -412,9 +414,12 @@ class Run:
                         rec.forwarded_while_down = False  # a retry reached the live agent
         for g, pks in per_gw.items():
             if self.time_jump_s:
-                for pk in pks:
+                for pk, _ in pks:
                     pk["time"] = _shift_iso(pk.get("time"), self.time_jump_s)
-            self.forwarders[g].push(pks)
+            seq = self.forwarders[g].push([pk for pk, _ in pks])
+            for _, rec in pks:
+                if rec is not None and seq is not None:
+                    rec.pushes.append((g, seq))
 
     def _record_for(self, tx: AirTx) -> UplinkRecord | None:
         if tx.fcnt is None:
@@ -442,14 +447,25 @@ class Run:
             if r.forwarded_mono is not None and now - r.forwarded_mono < KILL_RISK_S:
                 r.at_risk = True
 
+    def mark_unacked(self) -> None:
+        for r in self.records.values():
+            if r.forwarded_mono is not None and r.pushes:
+                r.reached_agent = any(
+                    g < 0 or seq in self.forwarders[g].acked_seqs for g, seq in r.pushes
+                )
+
     async def drain(self) -> None:
         """Wait until every uplink forwarded to a live agent is upstream, or `drain_s` passes."""
         deadline = time.monotonic() + self.scn.drain_s
         while time.monotonic() < deadline:
+            self.mark_unacked()
             want = {
                 r.id
                 for r in self.records.values()
-                if r.forwarded_mono is not None and not r.forwarded_while_down and not r.at_risk
+                if r.forwarded_mono is not None
+                and not r.forwarded_while_down
+                and not r.at_risk
+                and r.reached_agent
             }
             with self.sub.lock:
                 if want <= set(self.sub.up.first_seen):

@@ -116,8 +116,9 @@ async def test_push_pull_and_two_source_ports() -> None:
     await fwd.start()
     try:
         meta = RxMeta(868_500_000, 7, 125, -71, 9.2, chan=2)
-        fwd.push([fwd.rxpk(W1, meta), fwd.rxpk(W6, meta)])
+        seq = fwd.push([fwd.rxpk(W1, meta), fwd.rxpk(W6, meta)])
         await srv.pump(0.5)
+        assert seq is not None and seq in fwd.acked_seqs
     finally:
         await fwd.close()
     pushes = [(d, a) for d, a in srv.received if d[3] == 0]

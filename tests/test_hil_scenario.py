@@ -132,6 +132,13 @@ def test_report_counts_loss_duplicates_forgery_and_latency() -> None:
     )
 
 
+def test_uplinks_that_never_reached_the_agent_are_not_lost() -> None:
+    recs = {r.id: r for r in [_rec(1), _rec(2, reached_agent=False)]}
+    up = Upstream(first_seen={"gw:d:1": 1.2}, count={"gw:d:1": 1})
+    r = build_report("t", recs, up, accepted_db={"gw:d:1"}, expected_alerts=set())
+    assert r["never_acked"] == 1 and r["lost"] == 0 and r["verdict"] == "pass"
+
+
 def test_report_passes_when_everything_arrives() -> None:
     recs = {r.id: r for r in [_rec(1), _rec(2)]}
     up = Upstream(first_seen={"gw:d:1": 1.2, "gw:d:2": 1.2}, count={"gw:d:1": 1, "gw:d:2": 1})
