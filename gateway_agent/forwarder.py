@@ -341,52 +341,64 @@ class Forwarder:
                 busy.update(seqs)
                 tasks.add(tg.create_task(publish(seqs, topic, payload), name="publish"))
 
-        async with asyncio.TaskGroup() as tg:
-            while True:
-                if failed:
-                    raise failed[0]
-                tasks = {t for t in tasks if not t.done()}
-                # Deletes are write transactions (an fsync each under FULL): group them.
-                if len(acked) >= 256 or time.monotonic() - last_delete > 0.05:
-                    await delete_acked()
-                if stop.is_set():
-                    break
-                while not self._live.empty():
-                    suffix, body = self._live.get_nowait()
-                    await send(tg, [([], self.topic(suffix), encode_single(body, self.cfg.format))])
-                if time.monotonic() >= next_status:
-                    next_status = time.monotonic() + self.cfg.status_interval_s
-                    tasks.add(tg.create_task(self._publish_status(client), name="status"))
-                urgent: list[OutboxRow] = await self.store_call(
-                    self.store.outbox_fetch_urgent, 64 + len(busy)
-                )
-                urgent = [r for r in urgent if r.seq not in busy]
-                if urgent:
-                    await send(tg, self._messages(urgent))
-                rows: list[OutboxRow] = await self.store_call(
-                    self.store.outbox_fetch, max(window * 8, 512), cursor
-                )
-                if rows:
-                    cursor = (PRIO_READING, rows[-1].seq)
-                    await send(tg, self._messages(rows))
-                    continue
-                if urgent:
-                    continue
-                self.wake.clear()
-                if inflight or acked:
-                    await asyncio.sleep(0.005)
-                    continue
-                try:
-                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
-            # Stop: wait (bounded) for in-flight PUBACKs; unacked rows stay in the outbox.
-            deadline = time.monotonic() + 2.0
-            while inflight and time.monotonic() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-            await delete_acked()
-            for t in tasks:
-                t.cancel()
+        async def pump() -> None:
+            nonlocal tasks, cursor, next_status
+            async with asyncio.TaskGroup() as tg:
+                while True:
+                    if failed:
+                        raise failed[0]
+                    tasks = {t for t in tasks if not t.done()}
+                    # Deletes are write transactions (an fsync each under FULL): group them.
+                    if len(acked) >= 256 or time.monotonic() - last_delete > 0.05:
+                        await delete_acked()
+                    if stop.is_set():
+                        break
+                    while not self._live.empty():
+                        suffix, body = self._live.get_nowait()
+                        await send(
+                            tg, [([], self.topic(suffix), encode_single(body, self.cfg.format))]
+                        )
+                    if time.monotonic() >= next_status:
+                        next_status = time.monotonic() + self.cfg.status_interval_s
+                        tasks.add(tg.create_task(self._publish_status(client), name="status"))
+                    urgent: list[OutboxRow] = await self.store_call(
+                        self.store.outbox_fetch_urgent, 64 + len(busy)
+                    )
+                    urgent = [r for r in urgent if r.seq not in busy]
+                    if urgent:
+                        await send(tg, self._messages(urgent))
+                    rows: list[OutboxRow] = await self.store_call(
+                        self.store.outbox_fetch, max(window * 8, 512), cursor
+                    )
+                    if rows:
+                        cursor = (PRIO_READING, rows[-1].seq)
+                        await send(tg, self._messages(rows))
+                        continue
+                    if urgent:
+                        continue
+                    self.wake.clear()
+                    if inflight or acked:
+                        await asyncio.sleep(0.005)
+                        continue
+                    try:
+                        await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                    except TimeoutError:
+                        pass
+                # Stop: wait (bounded) for in-flight PUBACKs; unacked rows stay in the outbox.
+                deadline = time.monotonic() + 2.0
+                while inflight and time.monotonic() < deadline:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+                await delete_acked()
+                for t in tasks:
+                    t.cancel()
+
+        try:
+            await pump()
+        finally:
+            # Rows acked before the link died must not be resent: delete them whatever happened.
+            if acked:
+                await self.store_call(self.store.outbox_delete, list(acked))
+                acked.clear()
 
     async def _publish_status(self, client: aiomqtt.Client) -> None:
         try:

@@ -214,9 +214,7 @@ def main() -> None:
         watch.close()
     j, c, p = out["json"], out["cbor_batched"], out["paho_loop"]
     out["json_vs_paho"] = round(j["readings_per_s"] / p["readings_per_s"], 2)
-    out["cbor_bytes_vs_json"] = round(
-        c["wire_bytes_per_reading"] / j["wire_bytes_per_reading"], 3
-    )
+    out["cbor_bytes_vs_json"] = round(c["wire_bytes_per_reading"] / j["wire_bytes_per_reading"], 3)
     out["readings"] = a.readings
     out["batch"] = a.batch
     out["machine"] = f"{platform.machine()} {platform.python_version()}"
