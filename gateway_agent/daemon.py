@@ -320,9 +320,8 @@ class Daemon:
             self.cfg.store.retention_days * 86400,
             time.time(),
         )
-        for k, v in dropped.items():
-            if v:
-                self.counters.inc("dropped", v, kind=k)
+        if dropped.get("history"):  # retention and cap on the local copy; the cap part is in
+            self.counters.inc("history_deleted", dropped["history"])  # the drop report below
         gid = self.cfg.agent.gateway_id
 
         def event_row(kind: str, data: dict[str, Any]) -> Any:
@@ -335,6 +334,9 @@ class Daemon:
             reported = await self.st.call(
                 self.store.report_drops, lambda d: event_row("data_dropped", d)
             )
+            for k, v in reported.items():
+                if k != "reasons":
+                    self.counters.inc("dropped", int(v), kind=k)
             if reported:
                 log_event(
                     log,

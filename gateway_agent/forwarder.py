@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 import aiomqtt
 
 from gateway_agent.config import UpstreamConfig
-from gateway_agent.errors import UpstreamError
-from gateway_agent.formats import BATCH_TOPIC, dumps, encode_batch, encode_single
+from gateway_agent.errors import StoreError, UpstreamError
+from gateway_agent.formats import BATCH_TOPIC, dumps, encode_batch, encode_single, event_message
 from gateway_agent.logfmt import RateLimitedLog, log_event
 from gateway_agent.metrics import Counters
-from gateway_agent.store import PRIO_READING, OutboxRow, Store
+from gateway_agent.store import PRIO_EVENT, PRIO_READING, OutboxRow, Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -239,6 +239,7 @@ class Forwarder:
                         retain=True,
                         timeout=10,
                     )
+                    await self._report_drops()
                     await self._drain(client, stop)
                     if stop.is_set():
                         await client.publish(
@@ -399,6 +400,32 @@ class Forwarder:
             if acked:
                 await self.store_call(self.store.outbox_delete, list(acked))
                 acked.clear()
+
+    async def _report_drops(self) -> None:
+        """Drops recorded while the link was down go out as one `events` row, first thing."""
+
+        def row(data: dict[str, Any]) -> Any:
+            now = time.time()
+            eid = f"{self.gateway_id}:event:data_dropped:{int(now * 1000)}"
+            body = dumps(event_message(eid, "data_dropped", now, data))
+            return (PRIO_EVENT, "event", None, "events", eid, body, now, time.monotonic())
+
+        try:
+            data = await self.store_call(self.store.report_drops, row)
+        except StoreError as e:  # disk full: the counts stay in meta for the next try
+            log_event(log, logging.WARNING, "drop_report_deferred", reason=e.reason)
+            return
+        if data:
+            for k, v in data.items():
+                if k != "reasons":
+                    self.counters.inc("dropped", int(v), kind=k)
+            log_event(
+                log,
+                logging.WARNING,
+                "data_dropped",
+                reasons=",".join(data.get("reasons", [])),
+                **{k: v for k, v in data.items() if k != "reasons"},
+            )
 
     async def _publish_status(self, client: aiomqtt.Client) -> None:
         try:

@@ -193,6 +193,7 @@ class Store:
         self.max_bytes = max_bytes
         self.retention_s = retention_s
         self.disk_full_since: float | None = None  # monotonic; set while writes fail for space
+        self._wal_limit = 4 * 1024 * 1024
         self._lock = threading.RLock()
         if readonly:
             uri = f"file:{self.path}?mode=ro"
@@ -214,7 +215,8 @@ class Store:
             # The WAL counts against the cap: checkpoint at 1/8 of it (SQLite default 4 MB at most).
             wal_bytes = 4 * 1024 * 1024
             if max_bytes:
-                wal_bytes = max(256 * 1024, min(wal_bytes, max_bytes // 8))
+                wal_bytes = max(64 * 1024, min(wal_bytes, max_bytes // 8))
+            self._wal_limit = wal_bytes
             self.db.execute(f"PRAGMA wal_autocheckpoint={wal_bytes // 4096}")
             self.db.execute(f"PRAGMA journal_size_limit={wal_bytes}")
             migrate(self.db)
@@ -542,7 +544,11 @@ class Store:
                 )
 
         if self.max_bytes:
-            est = sum(len(r[5]) for r in b.outbox) * 2 + len(b.readings) * 300
+            # A commit dirties whole pages (rows, two indexes, devices): ~3x its raw bytes land
+            # in the WAL before the next checkpoint, and the WAL counts against the cap.
+            est = (sum(len(r[5]) for r in b.outbox) + len(b.readings) * 300) * 3
+            if self._wal_bytes() + est > self._wal_limit:
+                self.checkpoint()
             if self.size_bytes() + est > self.max_bytes * CAP_HIGH:
                 self.enforce_cap(self.max_bytes, self.retention_s, time.time(), extra_bytes=est)
         try:
@@ -750,7 +756,8 @@ class Store:
                     db.execute("DELETE FROM readings WHERE time < ?", (now - retention_s,)).rowcount
                 )
             )
-        target = int(max_bytes * CAP_LOW) - extra_bytes
+        # Room for the coming commit, but never shed below a quarter of the cap for a guess.
+        target = max(int(max_bytes * CAP_LOW) - extra_bytes, max_bytes // 4)
         steps = (
             (
                 "history",
@@ -775,6 +782,8 @@ class Store:
                 (),
             ),
         )
+        if extra_bytes:
+            steps = steps[:2]  # a forecast never costs an event or an alert, only a real excess
         if self.used_bytes() + self._wal_bytes() > target:
             self.checkpoint()
         for kind, sql, args in steps:
@@ -797,7 +806,7 @@ class Store:
                 dropped[kind] += n
                 if not n:
                     break
-                if self._wal_bytes() > max_bytes * 0.1:
+                if self._wal_bytes() > self._wal_limit // 2:
                     self.checkpoint()
         if any(dropped.values()):
             self.checkpoint()
@@ -815,7 +824,9 @@ class Store:
             return 1
         per_row = max(64, self.used_bytes() // max(1, n))
         excess = self.used_bytes() + self._wal_bytes() - target
-        return int(max(1, min(2000, excess // per_row + 1)))
+        # A delete copies its pages into the WAL: keep one step well inside the WAL budget.
+        most = max(1, self._wal_limit // (2 * per_row))
+        return int(max(1, min(2000, most, excess // per_row + 1)))
 
     def report_drops(self, make_row: Callable[[dict[str, Any]], OutboxTuple]) -> dict[str, Any]:
         """Move `meta.unreported_drops` into one outbox event row (one transaction); returns it."""
