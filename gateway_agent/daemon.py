@@ -307,7 +307,8 @@ class Daemon:
             if isinstance(gw, dict):
                 stats.update(gw)
         if stats:
-            await self.st.call(self.store.save_gateway_stats, stats)
+            with contextlib.suppress(StoreError):  # disk full must not skip the shedding below
+                await self.st.call(self.store.save_gateway_stats, stats)
         await self._store_pressure()
 
     async def _store_pressure(self) -> None:

@@ -7,6 +7,7 @@ QoS 1 publishes (aiomqtt's `publish` returns on PUBACK). Alerts and events go be
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -327,8 +328,12 @@ class Forwarder:
             last_delete = time.monotonic()
             if acked:
                 done = list(acked)
-                acked.clear()
-                await self.store_call(self.store.outbox_delete, done)
+                try:
+                    await self.store_call(self.store.outbox_delete, done)
+                except StoreError as e:  # disk full: keep them busy, retry on the next round
+                    self._limit.warn("outbox_delete_failed", reason=e.reason, rows=len(done))
+                    return
+                del acked[: len(done)]
                 busy.difference_update(done)
 
         async def send(tg: asyncio.TaskGroup, msgs: list[tuple[list[int], str, bytes]]) -> None:
@@ -398,7 +403,8 @@ class Forwarder:
         finally:
             # Rows acked before the link died must not be resent: delete them whatever happened.
             if acked:
-                await self.store_call(self.store.outbox_delete, list(acked))
+                with contextlib.suppress(StoreError):  # else resent later: same ids
+                    await self.store_call(self.store.outbox_delete, list(acked))
                 acked.clear()
 
     async def _report_drops(self) -> None:
