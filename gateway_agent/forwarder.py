@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -87,6 +88,28 @@ def tls_context(cfg: UpstreamConfig) -> ssl.SSLContext | None:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def probe_tls(cfg: UpstreamConfig) -> str | None:
+    """One TLS handshake plus a 1 s read: returns a `_tls_hint` token if the broker refuses us."""
+    try:
+        ctx = tls_context(cfg)
+        if ctx is None:
+            return None
+        with (
+            socket.create_connection((cfg.host, cfg.port), timeout=3) as raw,
+            ctx.wrap_socket(raw, server_hostname=cfg.host) as s,
+        ):
+            s.settimeout(1.0)
+            try:
+                data = s.recv(1)
+            except TimeoutError:
+                return None  # the broker waits for CONNECT: the certificate was accepted
+            return "client_certificate_refused" if data == b"" else None
+    except (ssl.SSLError, UpstreamError) as e:
+        return _tls_hint(e) or "tls_handshake_failed"
+    except OSError:
+        return None
 
 
 class Backoff:
@@ -254,9 +277,9 @@ class Forwarder:
                 e = _first_leaf(eg)
                 if not isinstance(e, _UPSTREAM_ERRORS):
                     raise
-                self._note_error(e)
+                await self._note_error(e)
             except _UPSTREAM_ERRORS as e:
-                self._note_error(e)
+                await self._note_error(e)
             finally:
                 self.connected = False
                 while not self._live.empty():
@@ -281,10 +304,14 @@ class Forwarder:
             for w in waiters:
                 w.cancel()
 
-    def _note_error(self, e: BaseException) -> None:
+    async def _note_error(self, e: BaseException) -> None:
         self.last_error = str(e) or type(e).__name__
         self.counters.inc("upstream_errors")
         hint = _tls_hint(e) if self.cfg.tls else None
+        if self.cfg.tls and hint is None:
+            # TLS 1.3 delivers the broker's verdict on our certificate after the handshake, and
+            # paho reports only a timeout: ask once more with a bare TLS socket to name it.
+            hint = await asyncio.get_running_loop().run_in_executor(None, probe_tls, self.cfg)
         if hint is not None:
             self.counters.inc("upstream_tls_errors", reason=hint)
             self._limit.warn(
