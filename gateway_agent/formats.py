@@ -131,25 +131,41 @@ def _json_default(o: Any) -> Any:
 
 
 def _cbor_ready(obj: dict[str, Any]) -> dict[str, Any]:
-    """CBOR carries the payload as a byte string instead of base64 text."""
+    """CBOR carries binary as byte strings: `data` (base64 in JSON) and each `rxInfo.context`."""
     out = dict(obj)
     if isinstance(out.get("data"), str):
         try:
             out["data"] = base64.b64decode(out["data"])
         except ValueError:
             pass
+    rx = out.get("rxInfo")
+    if isinstance(rx, list):
+        out["rxInfo"] = [_rx_ready(x) for x in rx]
     return out
+
+
+def _rx_ready(rx: Any) -> Any:
+    if isinstance(rx, dict) and isinstance(rx.get("context"), str):
+        rx = dict(rx)
+        try:
+            rx["context"] = base64.b64decode(rx["context"])
+        except ValueError:
+            pass
+    return rx
 
 
 def encode_single(body_json: str, fmt: str) -> bytes:
     if fmt == "json":
         return body_json.encode()
-    return bytes(cbor2.dumps(_cbor_ready(json.loads(body_json))))
+    return bytes(cbor2.dumps(_cbor_ready(json.loads(body_json)), string_referencing=True))
 
 
 def encode_batch(bodies: Sequence[str]) -> bytes:
-    """A CBOR array of reading objects: one message for many readings (metered backhaul)."""
-    return bytes(cbor2.dumps([_cbor_ready(json.loads(b)) for b in bodies]))
+    """A CBOR array of reading objects: one message for many readings (metered backhaul).
+
+    String references (RFC 8949 registered tags 256/25, decoded transparently by cbor2 and other
+    full decoders) send each repeated key and value once per message: half the bytes."""
+    return bytes(cbor2.dumps([_cbor_ready(json.loads(b)) for b in bodies], string_referencing=True))
 
 
 def decode_payload(payload: bytes, fmt: str) -> Any:

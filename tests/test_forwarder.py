@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -133,3 +134,59 @@ def test_backoff_full_jitter_capped() -> None:
     assert max(delays[:1]) <= 1.0 and max(delays[6:]) <= 60
     b.reset()
     assert b.next_delay() <= 1.0
+
+
+async def test_backoff_keeps_growing_when_the_broker_drops_after_connack(tmp_path: Path) -> None:
+    """A broker that accepts (CONNACK rc=0) and closes at once must not reset the backoff."""
+    connects = 0
+
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        nonlocal connects
+        connects += 1
+        await r.read(1024)  # CONNECT
+        w.write(b"\x20\x02\x00\x00")  # CONNACK, accepted
+        await w.drain()
+        w.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    h = Harness(tmp_path, port)
+    h.cfg = UpstreamConfig(
+        host="127.0.0.1", port=port, topic_prefix="ga", backoff_initial_s=0.05, backoff_max_s=0.4
+    )
+    h.store.add_outbox(rows(5))
+    fw = h.forwarder()
+    await run_until(fw, lambda: False, timeout_s=3.0)
+    server.close()
+    assert connects >= 3
+    assert fw._backoff.attempt >= connects, "no reset on connections that die at once"
+    assert h.store.outbox_stats()["depth"] == 5, "nothing deleted without PUBACK"
+
+
+async def test_mqtt5_and_rate_ceiling(tmp_path: Path, broker: Mosquitto) -> None:
+    h = Harness(tmp_path, broker.port, mqtt_version="5", rate_limit_per_s=40.0)
+    h.store.add_outbox(rows(60))
+    sub = Subscriber(broker.port, "ga/#")
+    t0 = time.monotonic()
+    await run_until(h.forwarder(), lambda: h.store.outbox_stats()["depth"] == 0)
+    took = time.monotonic() - t0
+    assert h.store.outbox_stats()["depth"] == 0
+    assert took >= 0.9, f"60 messages at 40/s (bucket of 40) cannot take {took:.2f}s"
+    assert [m["fCnt"] for m in sub.wait_for(60)] == list(range(60))
+    sub.close()
+
+
+def test_cbor_batch_is_compact_and_round_trips() -> None:
+    from gateway_agent.formats import decode_payload, encode_batch, encode_single
+    from hil.bench.drain import _bodies
+
+    bodies = [r[5] for r in _bodies(200)]
+    batch = encode_batch(bodies)
+    back = decode_payload(batch, "cbor")
+    assert [m["id"] for m in back] == [json.loads(b)["id"] for b in bodies]
+    assert back[0]["data"] == base64.b64decode(json.loads(bodies[0])["data"])
+    assert back[7]["measurements"] == json.loads(bodies[7])["measurements"]
+    single = decode_payload(encode_single(bodies[3], "cbor"), "cbor")
+    assert single["rxInfo"] == back[3]["rxInfo"]
+    per = len(batch) / len(bodies)
+    assert per < 0.5 * sum(len(b) for b in bodies) / len(bodies), per
