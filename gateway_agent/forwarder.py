@@ -40,6 +40,9 @@ def _first_leaf(eg: BaseExceptionGroup) -> BaseException:  # type: ignore[type-a
     return e
 
 
+# Deleting acked rows is a write transaction (an fsync under FULL): at low rates one a second
+# writes far fewer bytes per reading; a crash in between only resends (same ids).
+DELETE_EVERY_S = 1.0
 STABLE_CONNECTION_S = 10.0  # a connection must live this long after CONNACK to reset backoff
 
 
@@ -382,7 +385,7 @@ class Forwarder:
                         raise failed[0]
                     tasks = {t for t in tasks if not t.done()}
                     # Deletes are write transactions (an fsync each under FULL): group them.
-                    if len(acked) >= 256 or time.monotonic() - last_delete > 0.05:
+                    if len(acked) >= 256 or time.monotonic() - last_delete > DELETE_EVERY_S:
                         await delete_acked()
                     if stop.is_set():
                         break
