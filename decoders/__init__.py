@@ -84,6 +84,9 @@ def list_codecs() -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: str(row["id"]))
 
 
+_CHECKED: dict[int, Mapping[str, Any]] = {}  # settings objects already validated
+
+
 def decode(
     codec_id: str, f_port: int, payload: bytes, settings: Mapping[str, Any] | None = None
 ) -> Decoded:
@@ -96,8 +99,12 @@ def decode(
             raise CodecError(f"fPort {f_port!r} out of range", reason="codec_fport")
         if not isinstance(payload, bytes | bytearray):
             raise CodecError("payload must be bytes", reason="codec_payload")
-        check_settings(settings)
-        result = entry(f_port, bytes(payload), settings)
+        if _CHECKED.get(id(settings)) is not settings:
+            check_settings(settings)
+            if len(_CHECKED) > 100_000:
+                _CHECKED.clear()
+            _CHECKED[id(settings)] = settings  # keeps it alive, so the id stays its own
+        result = entry(f_port, payload if type(payload) is bytes else bytes(payload), settings)
         if not isinstance(result, Decoded):
             raise CodecError(
                 f"codec returned {type(result).__name__}, not Decoded", reason="codec_result"

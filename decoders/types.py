@@ -28,6 +28,11 @@ NORMALIZED_MEASUREMENTS: frozenset[str] = frozenset(
 
 def freeze(value: Any) -> Any:
     """Deep-freeze JSON-like data: dicts become MappingProxyType, lists tuples."""
+    t = type(value)
+    if t is int or t is float or t is str or t is bool or value is None:  # the hot path
+        return value
+    if t is MappingProxyType and all(type(v) in _SCALARS for v in value.values()):
+        return value
     if isinstance(value, Mapping):
         return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
     if isinstance(value, list | tuple):
@@ -35,8 +40,16 @@ def freeze(value: Any) -> Any:
     return value
 
 
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
 def thaw(value: Any) -> Any:
     """Inverse of `freeze`: plain dicts and lists, ready for `json.dumps`."""
+    t = type(value)
+    if t in _SCALARS:
+        return value
+    if t is MappingProxyType or t is dict:
+        return {k: (v if type(v) in _SCALARS else thaw(v)) for k, v in value.items()}
     if isinstance(value, Mapping):
         return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, tuple | list):

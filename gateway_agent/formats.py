@@ -7,8 +7,8 @@ encodes them for the wire (JSON as stored, or CBOR single/batched). camelCase li
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,9 +20,16 @@ from gateway_agent.model import Alert, Reading
 BATCH_TOPIC = "batch/up"
 
 
+_SECOND_CACHE: list[Any] = [None, ""]
+
+
 def iso_time(t: float) -> str:
-    """RFC 3339 UTC with microseconds and Z, as ChirpStack writes it."""
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """RFC 3339 UTC with microseconds and Z, as ChirpStack writes it (hot path: cached second)."""
+    sec = int(t // 1)
+    if _SECOND_CACHE[0] != sec:
+        _SECOND_CACHE[0] = sec
+        _SECOND_CACHE[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{_SECOND_CACHE[1]}.{int((t - sec) * 1_000_000):06d}Z"
 
 
 def _rx_json(rx: RxInfo) -> dict[str, Any]:
@@ -116,7 +123,7 @@ def event_message(event_id: str, kind: str, t: float, data: Mapping[str, Any]) -
 
 
 def dumps(obj: Mapping[str, Any]) -> str:
-    return json.dumps(obj, separators=(",", ":"), allow_nan=False, default=_json_default)
+    return _ENCODER.encode(obj)
 
 
 def _json_default(o: Any) -> Any:
@@ -126,6 +133,8 @@ def _json_default(o: Any) -> Any:
         return list(o)
     return str(o)
 
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_json_default)
 
 # --------------------------------------------------------------------------- wire encodings
 

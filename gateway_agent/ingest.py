@@ -74,6 +74,7 @@ class Ingest:
         self.dedup = DedupWindow(cfg.lorawan.dedup_window_ms / 1000.0)
         self.devices: dict[bytes, Device] = {}
         self.sessions: dict[bytes, list[DeviceSession]] = {}  # dev_addr -> sessions
+        self.addr_of: dict[bytes, bytes] = {}  # dev_eui -> dev_addr of its session
         self.by_join: dict[tuple[bytes, bytes], Device] = {}  # (join_eui, dev_eui) -> device
         self.rule_states: dict[tuple[str, str], Any] = {}
         self.batch = Batch()
@@ -108,15 +109,29 @@ class Ingest:
                 )
                 sessions.setdefault(dev.dev_addr, []).append(s)
         self.devices, self.sessions, self.by_join = devices, sessions, by_join
+        self.addr_of = {x.dev_eui: addr for addr, lst in sessions.items() for x in lst}
         self.rule_states = dict(self.store.rule_states())
 
     def _set_session(self, s: DeviceSession) -> None:
-        lst = [x for x in self.sessions.get(s.dev_addr, []) if x.dev_eui != s.dev_eui]
-        for addr, other in list(self.sessions.items()):  # an OTAA rejoin moves the device
-            if addr != s.dev_addr and any(x.dev_eui == s.dev_eui for x in other):
-                self.sessions[addr] = [x for x in other if x.dev_eui != s.dev_eui]
-        lst.append(s)
-        self.sessions[s.dev_addr] = lst
+        """Replace the device's session; an OTAA rejoin moves it to its new DevAddr."""
+        old_addr = self.addr_of.get(s.dev_eui)
+        if old_addr is not None and old_addr != s.dev_addr:
+            rest = [x for x in self.sessions.get(old_addr, []) if x.dev_eui != s.dev_eui]
+            if rest:
+                self.sessions[old_addr] = rest
+            else:
+                self.sessions.pop(old_addr, None)
+        lst = self.sessions.get(s.dev_addr)
+        if lst is None:
+            self.sessions[s.dev_addr] = [s]
+        else:
+            for i, x in enumerate(lst):
+                if x.dev_eui == s.dev_eui:
+                    lst[i] = s
+                    break
+            else:
+                lst.append(s)
+        self.addr_of[s.dev_eui] = s.dev_addr
 
     # -- main loop -----------------------------------------------------------------------
 
@@ -259,6 +274,7 @@ class Ingest:
         b = self.batch
         eui = dev.dev_eui.hex()
         best = r.rx[0] if r.rx else None
+        m_json = dumps(dict(r.measurements))
         b.readings.append(
             (
                 r.id,
@@ -268,8 +284,8 @@ class Ingest:
                 r.time,
                 int(r.time_valid),
                 r.payload,
-                dumps(dict(r.measurements)),
-                dumps(dict(r.flags)),
+                m_json,
+                dumps(dict(r.flags)) if r.flags else "{}",
                 r.decode_error,
                 best.rssi_dbm if best else None,
                 best.snr_db if best else None,
@@ -285,7 +301,7 @@ class Ingest:
             r.time,
             best.rssi_dbm if best else None,
             best.snr_db if best else None,
-            dumps(dict(r.measurements)),
+            m_json,
         )
         self.last_uplink[dev.dev_eui] = r.time
         self.evaluate_rules(dev, r)

@@ -1,0 +1,201 @@
+"""GWMP ingest rate of the real daemon over loopback, beside the core and crypto-floor figures.
+
+`python -m hil.bench.ingest [--uplinks N] [--devices D] [--per-datagram K] [--synchronous FULL]`
+prints one JSON object and a human line. "Committed" means the daemon's `readings_accepted`
+counter, which moves only after the SQLite transaction holding the readings committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway_agent.control import request
+from gateway_agent.errors import ControlError
+from hil.lorawan_crypto import build_data_frame
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+def _port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_ingest(
+    n_uplinks: int, n_devices: int, per_datagram: int, synchronous: str
+) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="ga-bench-ingest-"))
+    port = _port()
+    keys = [(bytes.fromhex(f"26{i:06x}"), os.urandom(16), os.urandom(16)) for i in range(n_devices)]
+    lines = []
+    for i, (addr, nwk, app) in enumerate(keys):
+        lines += [
+            "[[device]]",
+            f'dev_eui = "70b3d57e{i:08x}"',
+            'class = "co2"',
+            'codec = "cayenne-lpp"',
+            f'dev_addr = "{addr.hex()}"',
+            f'nwk_s_key = "{nwk.hex()}"',
+            f'app_s_key = "{app.hex()}"',
+            "",
+        ]
+    devices = tmp / "devices.toml"
+    devices.write_text("\n".join(lines))
+    devices.chmod(0o600)
+    cfg = tmp / "agent.toml"
+    cfg.write_text(
+        f'[agent]\ngateway_id = "bench"\nstate_dir = "{tmp / "state"}"\ndevices_file = "{devices}"\n'
+        f'log_level = "WARNING"\nframe_queue = 200000\n'
+        f'[[sources]]\ntype = "gwmp"\nlisten = "127.0.0.1:{port}"\n'
+        f'[upstream]\nenabled = false\n[store]\nsynchronous = "{synchronous}"\n'
+        f"[lorawan]\ndedup_window_ms = 200\n"
+    )
+    # Frames: FCnt increasing per device, round-robin over devices.
+    rxpks = []
+    for k in range(n_uplinks):
+        addr, nwk, app = keys[k % n_devices]
+        phy = build_data_frame(
+            2, addr, k // n_devices, nwk, app, f_port=1, payload=b"\x01\x67\x00\xe1\x02\x68\x50"
+        )
+        rxpks.append(
+            {
+                "tmst": k,
+                "freq": 868.1,
+                "stat": 1,
+                "modu": "LORA",
+                "datr": "SF7BW125",
+                "codr": "4/5",
+                "rssi": -70,
+                "lsnr": 7.5,
+                "size": len(phy),
+                "data": base64.b64encode(phy).decode(),
+            }
+        )
+    datagrams = [
+        b"\x02\x00\x01\x00"
+        + bytes.fromhex("b827ebfffe6c1a2b")
+        + json.dumps({"rxpk": rxpks[i : i + per_datagram]}, separators=(",", ":")).encode()
+        for i in range(0, n_uplinks, per_datagram)
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway_agent", "run", "--config", str(cfg)],
+        stderr=open(tmp / "agent.log", "wb"),
+    )  # noqa: SIM115
+    control = tmp / "state" / "control.sock"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                request(control, "ping", timeout_s=1)
+                break
+            except ControlError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError((tmp / "agent.log").read_text()) from None
+                time.sleep(0.05)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+
+        def accepted() -> int:
+            c = request(control, "counters")
+            return int(c.get("readings_accepted", 0))
+
+        t0 = time.perf_counter()
+        sent = acked = 0
+        window = (
+            32  # datagrams in flight: PUSH_ACK-paced so the kernel's UDP buffer never overflows
+        )
+        for d in datagrams:
+            while sent - acked >= window:
+                sock.settimeout(2.0)
+                try:
+                    sock.recv(64)
+                    acked += 1
+                except TimeoutError:
+                    acked = sent  # a lost ACK must not stall the benchmark
+            sock.sendto(d, ("127.0.0.1", port))
+            sent += 1
+        done = 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = accepted()
+            if done >= n_uplinks:
+                break
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - t0
+        counters = request(control, "counters")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return {
+        "uplinks": n_uplinks,
+        "devices": n_devices,
+        "rxpk_per_datagram": per_datagram,
+        "synchronous": synchronous,
+        "committed": done,
+        "seconds": round(elapsed, 3),
+        "committed_uplinks_per_s": round(done / elapsed),
+        "dropped": {
+            k: v for k, v in counters.items() if "dropped" in k or k.startswith("bad_input")
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--uplinks", type=int, default=50_000)
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--per-datagram", type=int, default=16)
+    ap.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    ap.add_argument("--skip-core", action="store_true")
+    a = ap.parse_args(argv)
+    out: dict[str, Any] = {"bench": "ingest"}
+    if not a.skip_core:
+        from hil.bench import core
+
+        c = core.main(["--uplinks", "20000"])
+        out["core_uplinks_per_s"] = c["core_uplinks_per_s"]
+        out["floor_uplinks_per_s"] = c["floor_uplinks_per_s"]
+        out["core_vs_floor"] = c["ratio"]
+    out["ingest"] = run_ingest(a.uplinks, a.devices, a.per_datagram, a.synchronous)
+    out["machine"] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+    }
+    out["commit"] = _commit()
+    print(json.dumps(out))
+    i = out["ingest"]
+    print(
+        f"ingest {i['committed_uplinks_per_s']} uplinks/s committed (synchronous={i['synchronous']}, "
+        f"{i['rxpk_per_datagram']} rxpk/datagram, {i['committed']}/{i['uplinks']} committed)"
+        + (
+            f"; core {out['core_uplinks_per_s']}/s vs floor {out['floor_uplinks_per_s']}/s "
+            f"(ratio {out['core_vs_floor']})"
+            if "core_uplinks_per_s" in out
+            else ""
+        )
+    )
+    return out
+
+
+if __name__ == "__main__":
+    main()
