@@ -98,8 +98,8 @@ def run_ingest(
     ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway_agent", "run", "--config", str(cfg)],
-        stderr=open(tmp / "agent.log", "wb"),
-    )  # noqa: SIM115
+        stderr=open(tmp / "agent.log", "wb"),  # noqa: SIM115
+    )
     control = tmp / "state" / "control.sock"
     try:
         deadline = time.monotonic() + 30
@@ -132,7 +132,7 @@ def run_ingest(
                 except TimeoutError:
                     acked = sent  # a lost ACK must not stall the benchmark
             sock.sendto(d, ("127.0.0.1", port))
-            sent += 1
+            sent += 1  # noqa: SIM113
         done = 0
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
