@@ -242,5 +242,8 @@ def codecs_list(as_json: bool) -> None:
     console.print(t)
 
 
-from gateway_agent import cli_data  # noqa: E402,F401  (registers devices/readings/alerts/... on main)
-from gateway_agent import cli_field  # noqa: E402,F401  (registers plot/doctor/service on main)
+# Registering the rest of the commands on `main` (they import `main` from here).
+from gateway_agent import (  # noqa: E402
+    cli_data,  # noqa: F401  (devices, readings, alerts, outbox, export, status)
+    cli_field,  # noqa: F401  (plot, doctor, service)
+)

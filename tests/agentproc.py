@@ -118,9 +118,9 @@ class Agent:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway_agent", "run", "--config", str(self.config_path)],
             stdout=subprocess.DEVNULL,
-            stderr=open(self.log_path, "ab"),
+            stderr=open(self.log_path, "ab"),  # noqa: SIM115
             env=e,
-            cwd=REPO,  # noqa: SIM115
+            cwd=REPO,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -20,7 +20,9 @@ EUI = "70b3d57ed0000001"
 
 
 def frame(fcnt: int) -> bytes:
-    return build_data_frame(2, bytes.fromhex(ADDR), fcnt, NWK, APP, f_port=1, payload=b"\x01\x67\x00\xe1")
+    return build_data_frame(
+        2, bytes.fromhex(ADDR), fcnt, NWK, APP, f_port=1, payload=b"\x01\x67\x00\xe1"
+    )
 
 
 def wait(cond, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
@@ -33,14 +35,35 @@ def wait(cond, timeout_s: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("modem_cls", [Rn2483, Rui3, LoraE5], ids=["rn2483", "rui3", "lora-e5"])
-def test_serial_modem_uplinks_and_replug(tmp_path: Path, broker: Mosquitto, modem_cls: type) -> None:
+def test_serial_modem_uplinks_and_replug(
+    tmp_path: Path, broker: Mosquitto, modem_cls: type
+) -> None:
     (tmp_path / "dev").mkdir()
     modem = modem_cls(workdir=tmp_path / "dev")
     modem.plug()
-    dev = {"dev_eui": EUI, "class": "co2", "codec": "cayenne-lpp", "dev_addr": ADDR, "nwk_s_key": NWK.hex(),
-           "app_s_key": APP.hex()}
-    agent = Agent(tmp_path / "a", broker.port, [dev], extra={
-        "sources": [{"type": "serial", "port": str(modem.path), "format": modem.dialect, "reopen_max_s": 0.5}]})
+    dev = {
+        "dev_eui": EUI,
+        "class": "co2",
+        "codec": "cayenne-lpp",
+        "dev_addr": ADDR,
+        "nwk_s_key": NWK.hex(),
+        "app_s_key": APP.hex(),
+    }
+    agent = Agent(
+        tmp_path / "a",
+        broker.port,
+        [dev],
+        extra={
+            "sources": [
+                {
+                    "type": "serial",
+                    "port": str(modem.path),
+                    "format": modem.dialect,
+                    "reopen_max_s": 0.5,
+                }
+            ]
+        },
+    )
     agent.start()
     sub = Subscriber(broker.port, "ga/#")
     try:
@@ -57,7 +80,9 @@ def test_serial_modem_uplinks_and_replug(tmp_path: Path, broker: Mosquitto, mode
         modem.unplug()
         time.sleep(0.3)
         modem.plug()
-        assert wait(lambda: modem.listening, 15), f"setup re-ran after replug: {modem.commands[-5:]}"
+        assert wait(lambda: modem.listening, 15), (
+            f"setup re-ran after replug: {modem.commands[-5:]}"
+        )
         assert modem.inject(frame(2), rssi=-80, snr=3)
         msgs = sub.wait_for(2)
         assert [m["fCnt"] for m in msgs] == [1, 2]
