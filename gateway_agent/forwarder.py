@@ -40,9 +40,8 @@ def _first_leaf(eg: BaseExceptionGroup) -> BaseException:  # type: ignore[type-a
     return e
 
 
-# Deleting acked rows is a write transaction (an fsync under FULL): at low rates one a second
-# writes far fewer bytes per reading; a crash in between only resends (same ids).
-DELETE_EVERY_S = 1.0
+# Acked rows wait at most this long for an ingest commit to carry their delete.
+DELETE_EVERY_S = 2.0
 STABLE_CONNECTION_S = 10.0  # a connection must live this long after CONNACK to reset backoff
 
 
@@ -339,6 +338,7 @@ class Forwarder:
         tasks: set[asyncio.Task[None]] = set()
         cursor = (PRIO_READING, 0)  # last reading dispatched on this connection
         last_delete = time.monotonic()
+        waiting: list[int] = []  # acked, delete deferred to the next commit: still busy
 
         async def publish(seqs: list[int], topic: str, payload: bytes) -> None:
             try:
@@ -359,12 +359,16 @@ class Forwarder:
             if acked:
                 done = list(acked)
                 try:
-                    await self.store_call(self.store.outbox_delete, done)
+                    # Idle or not, at most `window` acked rows wait for the next ingest commit.
+                    await self.store_call(self.store.outbox_delete, done, window)
                 except StoreError as e:  # disk full: keep them busy, retry on the next round
                     self._limit.warn("outbox_delete_failed", reason=e.reason, rows=len(done))
                     return
                 del acked[: len(done)]
-                busy.difference_update(done)
+                waiting.extend(done)
+            if waiting and not self.store.deferred_deletes():
+                busy.difference_update(waiting)  # gone from the table: never fetched again
+                waiting.clear()
 
         async def send(tg: asyncio.TaskGroup, msgs: list[tuple[list[int], str, bytes]]) -> None:
             for seqs, topic, payload in msgs:
@@ -379,13 +383,14 @@ class Forwarder:
 
         async def pump() -> None:
             nonlocal tasks, cursor, next_status
+            last_flush = time.monotonic()
             async with asyncio.TaskGroup() as tg:
                 while True:
                     if failed:
                         raise failed[0]
                     tasks = {t for t in tasks if not t.done()}
                     # Deletes are write transactions (an fsync each under FULL): group them.
-                    if len(acked) >= 256 or time.monotonic() - last_delete > DELETE_EVERY_S:
+                    if acked:
                         await delete_acked()
                     if stop.is_set():
                         break
@@ -413,6 +418,10 @@ class Forwarder:
                     if urgent:
                         continue
                     self.wake.clear()
+                    if time.monotonic() - last_flush > DELETE_EVERY_S:
+                        last_flush = time.monotonic()
+                        with contextlib.suppress(StoreError):
+                            await self.store_call(self.store.outbox_delete, [])
                     if inflight or acked:
                         await asyncio.sleep(0.005)
                         continue
@@ -425,6 +434,8 @@ class Forwarder:
                 while inflight and time.monotonic() < deadline:  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
                 await delete_acked()
+                with contextlib.suppress(StoreError):
+                    await self.store_call(self.store.outbox_delete, [])
                 for t in tasks:
                     t.cancel()
 
