@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -23,8 +23,9 @@ def emit(obj: Any) -> None:
     click.echo(json.dumps(obj, default=str, ensure_ascii=False))
 
 
-def fail(msg: str, code: int = 1) -> None:
-    err_console.print(f"error: {msg}", markup=False, highlight=False)
+def fail(msg: str, code: int = 1) -> NoReturn:
+    # soft_wrap: one line whatever the width (scripts read the reason; rich would wrap at 80).
+    err_console.print(f"error: {msg}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(code)
 
 
@@ -69,9 +70,17 @@ class Ctx:
         return self._online
 
     def ask(self, cmd: str, **args: Any) -> Any:
+        """One control request; raises ControlError (unreachable, or the daemon's error answer)."""
         from gateway_agent.control import request
 
         return request(self.cfg.agent.control_path, cmd, **args)
+
+    def act(self, cmd: str, **args: Any) -> Any:
+        """`ask` for commands: an error answer (e.g. unknown device) exits 1 with its reason."""
+        try:
+            return self.ask(cmd, **args)
+        except ControlError as e:
+            fail(str(e))
 
     def store(self) -> Any:
         from gateway_agent.store import Store
@@ -132,7 +141,7 @@ def config_check(file: str, as_json: bool) -> None:
         if as_json:
             emit({"valid": False, "key_path": e.key_path, "error": str(e)})
         else:
-            err_console.print(f"invalid: {e}", markup=False, highlight=False)
+            err_console.print(f"invalid: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     summary = {
         "valid": True,

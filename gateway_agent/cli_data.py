@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import sys
 import time
 import tomllib
 from typing import Any
 
 import click
-from rich.table import Table
+from rich.table import Column, Table
 
 from gateway_agent import views
 from gateway_agent.cli import Ctx, console, emit, fail, hex_arg, main, pass_ctx
@@ -30,6 +31,12 @@ def _ago(t: float | None) -> str:
     if s < 172800:
         return f"{s / 3600:.0f}h ago"
     return f"{s / 86400:.0f}d ago"
+
+
+def _key_column(header: str, values: list[str] | None = None) -> Column:
+    """An identifier column that is never cut with an ellipsis: it gets copied into commands."""
+    width = max([16, *(len(v) for v in values or [])])
+    return Column(header, no_wrap=True, min_width=width, overflow="fold")
 
 
 def _when(t: float | None) -> str:
@@ -98,7 +105,8 @@ def devices_list(c: Ctx, as_json: bool) -> None:
         emit(rows)
         return
     t = Table(
-        "dev_eui", "name", "class", "codec", "act", "last seen", "rssi", "snr", "battery", "fcnt"
+        _key_column("dev_eui"),
+        *("name", "class", "codec", "act", "last seen", "rssi", "snr", "battery", "fcnt"),
     )
     for r in rows:
         batt = (
@@ -135,6 +143,12 @@ def devices_show(c: Ctx, dev_eui: str, as_json: bool) -> None:
         emit(row)
         return
     for k, v in row.items():
+        if k == "last_seen":
+            v = f"{_when(v)} ({_ago(v)})" if v else "never"
+        elif isinstance(v, (list, dict)):
+            v = json.dumps(v, ensure_ascii=False)
+        elif v is None:
+            v = "-"
         click.echo(f"{k:14} {v}")
 
 
@@ -144,7 +158,7 @@ def _put(c: Ctx, devs_raw: list[dict[str, Any]], origin: str = "cli") -> int:
     except ConfigError as e:
         fail(str(e), 2)
     if c.online:
-        return int(c.ask("devices_put", devices=devs_raw, origin=origin)["upserted"])
+        return int(c.act("devices_put", devices=devs_raw, origin=origin)["upserted"])
     store = c.store() if c.cfg.agent.db_path.exists() else _new_store(c)
     try:
         return int(store.upsert_devices(devs, origin))
@@ -226,7 +240,7 @@ def devices_add(
 def devices_remove(c: Ctx, dev_eui: str) -> None:
     eui = hex_arg(dev_eui, "DEV_EUI", 8)
     if c.online:
-        ok = c.ask("device_remove", dev_eui=eui.hex())["removed"]
+        ok = c.act("device_remove", dev_eui=eui.hex())["removed"]
     else:
         store = c.store()
         try:
@@ -294,12 +308,23 @@ def devices_export(c: Ctx, as_json: bool) -> None:
         return
     for r in out:
         click.echo("[[device]]")
-        for k in ("dev_eui", "name", "class", "codec", "dev_addr", "join_eui"):
+        for k in ("dev_eui", "name", "class", "codec", "tags", "dev_addr", "join_eui", "settings"):
             if r.get(k):
-                click.echo(f'{k} = "{r[k]}"')
-        if r["tags"]:
-            click.echo("tags = [" + ", ".join(f'"{t}"' for t in r["tags"]) + "]")
+                click.echo(f"{k} = {_toml(r[k])}")
         click.echo(f"# {r['activation']}: keys not exported\n")
+
+
+def _toml(v: Any) -> str:
+    """A TOML value (inline form) for `devices export`; JSON string escapes are valid TOML."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml(x)}" for k, x in v.items()) + "}"
+    return json.dumps(str(v), ensure_ascii=False)
 
 
 @devices.command("downlink")
@@ -313,7 +338,7 @@ def devices_downlink(c: Ctx, dev_eui: str, fport: int, confirmed: bool, hex_payl
     eui = hex_arg(dev_eui, "DEV_EUI", 8)
     payload = hex_arg(hex_payload, "HEX")
     if c.online:
-        seq = c.ask(
+        seq = c.act(
             "downlink", dev_eui=eui.hex(), f_port=fport, payload=payload.hex(), confirmed=confirmed
         )["queued"]
     else:
@@ -349,7 +374,7 @@ def readings_show(
     rows = _get(
         c,
         "readings",
-        lambda s: s.readings(eui, t0, limit),
+        lambda s: views.readings_view(s, eui, t0, limit),
         dev_eui=eui.hex() if eui else None,
         since=t0,
         limit=limit,
@@ -361,7 +386,7 @@ def readings_show(
 
 
 def _print_readings(rows: list[dict[str, Any]]) -> None:
-    t = Table("time", "dev_eui", "fcnt", "port", "measurements", "rssi", "snr")
+    t = Table("time", _key_column("dev_eui"), "fcnt", "port", "measurements", "rssi", "snr")
     for r in rows:
         m = ", ".join(f"{k}={v}" for k, v in r["measurements"].items()) or (
             r.get("decode_error") or r["payload"]
@@ -385,6 +410,7 @@ def _print_readings(rows: list[dict[str, Any]]) -> None:
 def readings_tail(c: Ctx, as_json: bool, count: int) -> None:
     """Follow readings live (needs the daemon running)."""
     from gateway_agent.control import stream
+    from gateway_agent.errors import ControlError
 
     if not c.online:
         fail("the daemon is not running (readings tail follows it live); use `readings show`")
@@ -407,6 +433,10 @@ def readings_tail(c: Ctx, as_json: bool, count: int) -> None:
                 break
     except KeyboardInterrupt:
         pass
+    except (ControlError, OSError, ValueError) as e:
+        fail(f"lost the daemon's readings stream: {e}")
+    if count and n < count:
+        fail(f"the daemon closed the stream after {n} of {count} readings")
 
 
 @main.group()
@@ -420,11 +450,18 @@ def alerts() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def alerts_list(c: Ctx, only_open: bool, limit: int, as_json: bool) -> None:
-    rows = _get(c, "alerts", lambda s: s.alerts(limit, only_open), limit=limit, open=only_open)
+    rows = _get(
+        c, "alerts", lambda s: views.alerts_view(s, limit, only_open), limit=limit, open=only_open
+    )
     if as_json:
         emit(rows)
         return
-    t = Table("time", "id", "dev_eui", "rule", "state", "severity", "value", "acked")
+    t = Table(
+        "time",
+        _key_column("id", [a["id"] for a in rows]),
+        _key_column("dev_eui"),
+        *("rule", "state", "severity", "value", "acked"),
+    )
     for a in rows:
         t.add_row(
             _when(a["time"]),
@@ -443,10 +480,23 @@ def alerts_list(c: Ctx, only_open: bool, limit: int, as_json: bool) -> None:
 @click.argument("alert_id")
 @pass_ctx
 def alerts_ack(c: Ctx, alert_id: str) -> None:
-    ok = _get(c, "alert_ack", lambda s: {"acked": s.ack_alert(alert_id)}, id=alert_id)["acked"]
-    if not ok:
+    """Acknowledge one alert by its id or an unambiguous prefix of it."""
+    # Resolved here because the store matches a prefix (SQL LIKE): a short or ambiguous id
+    # would acknowledge every alert it happens to match.
+    ids = [
+        a["id"]
+        for a in _get(c, "alerts", lambda s: views.alerts_view(s, 1_000_000), limit=1_000_000)
+    ]
+    match = [i for i in ids if i == alert_id] or [i for i in ids if i.startswith(alert_id)]
+    if not match:
         fail(f"no alert {alert_id}")
-    click.echo(f"acknowledged {alert_id}")
+    if len(match) > 1:
+        fail(f"{alert_id!r} matches {len(match)} alerts; give more of the id (`alerts list`)")
+    full = match[0]
+    ok = _get(c, "alert_ack", lambda s: {"acked": s.ack_alert(full)}, id=full)["acked"]
+    if not ok:
+        fail(f"no alert {full}")
+    click.echo(f"acknowledged {full}")
 
 
 @main.group()
@@ -474,7 +524,7 @@ def outbox_retry(c: Ctx) -> None:
     """Reconnect upstream now instead of waiting for the backoff."""
     if not c.online:
         fail("the daemon is not running")
-    c.ask("outbox_retry")
+    c.act("outbox_retry")
     click.echo("upstream retry requested")
 
 
@@ -482,26 +532,36 @@ def outbox_retry(c: Ctx) -> None:
 @click.option("--since")
 @click.option("--device", "dev_eui")
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "jsonl"]),
+    default="csv",
+    show_default=True,
+    help="csv: one row per measurement; json: one array; jsonl: one reading per line",
 )
+@click.option("--json", "as_json", is_flag=True, help="same as --format json")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="file (default: stdout)")
 @pass_ctx
-def export(c: Ctx, since: str | None, dev_eui: str | None, fmt: str, output: str | None) -> None:
-    """Export stored readings as CSV (one row per measurement) or JSON."""
+def export(
+    c: Ctx, since: str | None, dev_eui: str | None, fmt: str, as_json: bool, output: str | None
+) -> None:
+    """Export stored readings as CSV (one row per measurement), JSON or JSON lines."""
+    if as_json:
+        fmt = "json"
     eui = hex_arg(dev_eui, "--device", 8) if dev_eui else None
     t0 = parse_since(since)
     rows = _get(
         c,
         "readings",
-        lambda s: s.readings(eui, t0, 10_000_000),
+        lambda s: views.readings_view(s, eui, t0, 10_000_000),
         dev_eui=eui.hex() if eui else None,
         since=t0,
         limit=10_000_000,
     )
     if fmt == "json":
-        text = "\n".join(__import__("json").dumps(r, default=str) for r in rows) + (
-            "\n" if rows else ""
-        )
+        text = json.dumps(rows, default=str, ensure_ascii=False) + "\n"
+    elif fmt == "jsonl":
+        text = "".join(json.dumps(r, default=str, ensure_ascii=False) + "\n" for r in rows)
     else:
         buf = io.StringIO()
         w = csv.writer(buf)

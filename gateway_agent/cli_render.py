@@ -79,10 +79,8 @@ def render_status(console: Console, st: dict[str, Any]) -> None:
     t.add_row(
         light,
         "database",
-        f"{db['size_bytes'] / 1e6:.1f} MB of {db['cap_bytes'] / 1e6:.0f} MB cap ({pct}%), "
-        f"disk free {free / 1e9:.1f} GB"
-        if free is not None
-        else "",
+        f"{db['size_bytes'] / 1e6:.1f} MB of {db['cap_bytes'] / 1e6:.0f} MB cap ({pct}%)"
+        + (f", disk free {free / 1e9:.1f} GB" if free is not None else ""),
     )
     ck = st["clock"]
     t.add_row(

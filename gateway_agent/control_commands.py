@@ -85,11 +85,15 @@ def register(ctl: ControlServer, d: Any) -> None:  # d: gateway_agent.daemon.Dae
     @ctl.command("readings")
     async def readings(req: dict[str, Any]) -> Any:
         dev = bytes.fromhex(req["dev_eui"]) if req.get("dev_eui") else None
-        return await call(store.readings, dev, req.get("since"), int(req.get("limit", 1000)))
+        return await call(
+            views.readings_view, store, dev, req.get("since"), int(req.get("limit", 1000))
+        )
 
     @ctl.command("alerts")
     async def alerts(req: dict[str, Any]) -> Any:
-        return await call(store.alerts, int(req.get("limit", 100)), bool(req.get("open", False)))
+        return await call(
+            views.alerts_view, store, int(req.get("limit", 100)), bool(req.get("open", False))
+        )
 
     @ctl.command("alert_ack")
     async def alert_ack(req: dict[str, Any]) -> Any:
@@ -126,7 +130,7 @@ def register(ctl: ControlServer, d: Any) -> None:  # d: gateway_agent.daemon.Dae
         rows = await call(store.readings, None, None, 1)
         last = rows[-1]["seq"] if rows else 0
         while not d.stop.is_set():
-            rows = await call(store.readings, None, None, 500, last)
+            rows = await call(views.readings_view, store, None, None, 500, last)
             for r in rows:
                 last = r["seq"]
                 writer.write(json.dumps(r, default=str).encode() + b"\n")

@@ -43,6 +43,31 @@ def devices_view(store: Store) -> list[dict[str, Any]]:
     return [device_view(d, st) for d, st in store.devices()]
 
 
+def reading_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored reading as the CLI prints it (SQLite keeps booleans as 0/1)."""
+    row["time_valid"] = bool(row.get("time_valid"))
+    return row
+
+
+def readings_view(
+    store: Store,
+    dev_eui: bytes | None = None,
+    since: float | None = None,
+    limit: int = 1000,
+    after_seq: int | None = None,
+) -> list[dict[str, Any]]:
+    return [reading_view(r) for r in store.readings(dev_eui, since, limit, after_seq)]
+
+
+def alerts_view(store: Store, limit: int = 100, only_open: bool = False) -> list[dict[str, Any]]:
+    # Store.alerts filters open ones after its LIMIT: ask for enough rows that an older open
+    # alert is not hidden behind newer cleared/acked ones.
+    rows = store.alerts(max(limit, 100_000) if only_open else limit, only_open)[:limit]
+    for a in rows:
+        a["acked"] = bool(a["acked"])
+    return rows
+
+
 def outbox_view(store: Store) -> dict[str, Any]:
     st = store.outbox_stats()
     oldest = st["oldest"]
@@ -93,7 +118,7 @@ def status_view(
         "db": db_view(store, max_db_mb),
         "gateways": store.gateway_stats() if not live else live.get("gateways", {}),
         "clock": clock_view(),
-        "alerts_open": len(store.alerts(limit=1000, only_open=True)),
+        "alerts_open": len(alerts_view(store, 100_000, only_open=True)),
     }
     if live:
         out.update({k: v for k, v in live.items() if k not in ("daemon", "gateways")})
