@@ -160,15 +160,24 @@ def _tx_ack(h: Header, body: bytes) -> TxAck:
 
 
 def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    t = type(v)
+    return (t is int) or (t is float and math.isfinite(v))
 
 
 def _opt_num(v: Any) -> float | None:
-    return float(v) if _is_num(v) else None
+    t = type(v)  # exact types: bool is not a number here, and this is the per-frame hot path
+    if t is float:
+        return v if math.isfinite(v) else None
+    if t is int:
+        return float(v)
+    return None
 
 
 def _opt_int(v: Any) -> int | None:
-    if _is_num(v) and float(v).is_integer():
+    t = type(v)
+    if t is int:
+        return v  # type: ignore[no-any-return]
+    if t is float and math.isfinite(v) and v.is_integer():
         return int(v)
     return None
 
@@ -184,6 +193,9 @@ def decode_b64(s: Any) -> bytes:
         return base64.b64decode(core + "=" * (-len(core) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise FrameError("data is not standard base64", reason="bad_base64") from exc
+
+
+_DATR_CACHE: dict[str, tuple[int, int]] = {}  # the handful of valid LoRa datr strings seen
 
 
 def parse_rxpk(
@@ -202,10 +214,15 @@ def parse_rxpk(
     modu, datr = obj.get("modu"), obj.get("datr")
     sf = bw = bitrate = None
     if modu == "LORA":
-        m = _DATR_LORA.fullmatch(datr) if isinstance(datr, str) else None
-        if m is None or not 5 <= int(m[1]) <= 12 or not 7 <= int(m[2]) <= 1625:
-            raise FrameError(f"datr {str(datr)[:20]!r}", reason="bad_datr")
-        sf, bw = int(m[1]), int(m[2])
+        sfbw = _DATR_CACHE.get(datr) if type(datr) is str else None
+        if sfbw is None:
+            m = _DATR_LORA.fullmatch(datr) if isinstance(datr, str) else None
+            if m is None or not 5 <= int(m[1]) <= 12 or not 7 <= int(m[2]) <= 1625:
+                raise FrameError(f"datr {str(datr)[:20]!r}", reason="bad_datr")
+            sfbw = (int(m[1]), int(m[2]))
+            if len(_DATR_CACHE) < 64:
+                _DATR_CACHE[str(datr)] = sfbw
+        sf, bw = sfbw
     elif modu == "FSK":
         bitrate = _opt_int(datr)
         if bitrate is None or not 0 < bitrate <= 1_000_000:
