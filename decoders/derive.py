@@ -94,13 +94,28 @@ def lookup(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return cur
 
 
+_FIELD_MAPS: dict[int, tuple[Any, tuple[FieldMapping, ...]]] = {}
+
+
+def _parsed_field_map(raw: Any) -> tuple[FieldMapping, ...]:
+    """`_field_map`, parsed once per settings object (a device's settings are immutable)."""
+    hit = _FIELD_MAPS.get(id(raw))
+    if hit is not None and hit[0] is raw:
+        return hit[1]
+    parsed = _field_map(raw, "settings.field_map")
+    if len(_FIELD_MAPS) > 100_000:
+        _FIELD_MAPS.clear()
+    _FIELD_MAPS[id(raw)] = (raw, parsed)  # holds `raw`, so its id cannot be reused meanwhile
+    return parsed
+
+
 def apply_field_map(decoded: Decoded, settings: Mapping[str, Any]) -> Decoded:
     if "field_map" not in settings:
         return decoded
     measurements = dict(decoded.measurements)
     extras = dict(decoded.extras)
     warnings = list(decoded.warnings)
-    for m in _field_map(settings["field_map"], "settings.field_map"):
+    for m in _parsed_field_map(settings["field_map"]):
         value = lookup(decoded.object, m.path)
         if value is None and len(m.path) > 1 and m.path[0] == "data":
             value = lookup(decoded.object, m.path[1:])  # "data.x" also names a TTN data field

@@ -31,8 +31,13 @@ def freeze(value: Any) -> Any:
     t = type(value)
     if t is int or t is float or t is str or t is bool or value is None:  # the hot path
         return value
-    if t is MappingProxyType and all(type(v) in _SCALARS for v in value.values()):
-        return value
+    if t is dict or t is MappingProxyType:
+        return MappingProxyType(
+            {
+                (k if type(k) is str else str(k)): (v if type(v) in _SCALARS else freeze(v))
+                for k, v in value.items()
+            }
+        )
     if isinstance(value, Mapping):
         return MappingProxyType({str(k): freeze(v) for k, v in value.items()})
     if isinstance(value, list | tuple):
