@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any, NoReturn
 
@@ -29,11 +30,26 @@ def fail(msg: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def config_error_text(e: ConfigError, detail_only: bool = False) -> str:
+    """The error as printed; the offending value is redacted when the key path names a key
+    (config.parse_hex quotes what it got, which for a mistyped key is most of the key)."""
+    last = e.key_path.rsplit(".", 1)[-1].lower()
+    detail = e.detail
+    if last.endswith("key"):
+        detail = _QUOTED.sub('"<redacted>"', detail)
+    if detail_only or not e.key_path:
+        return detail
+    return f"{e.key_path}: {detail}"
+
+
 def hex_arg(value: str, what: str, n: int | None = None) -> bytes:
     try:
         b = parse_hex(value, what)
     except ConfigError as e:
-        raise click.BadParameter(e.detail, param_hint=what) from None
+        raise click.BadParameter(config_error_text(e, detail_only=True), param_hint=what) from None
     if n is not None and len(b) != n:
         raise click.BadParameter(f"expected {n} bytes of hex, got {len(b)}", param_hint=what)
     return b
@@ -53,7 +69,7 @@ class Ctx:
             try:
                 self._cfg = read_config(self.config_path)
             except ConfigError as e:
-                fail(str(e))
+                fail(config_error_text(e))
         assert self._cfg is not None
         return self._cfg
 
@@ -139,9 +155,11 @@ def config_check(file: str, as_json: bool) -> None:
         n = len(read_devices(cfg.agent.devices_file)) if cfg.agent.devices_file else 0
     except ConfigError as e:
         if as_json:
-            emit({"valid": False, "key_path": e.key_path, "error": str(e)})
+            emit({"valid": False, "key_path": e.key_path, "error": config_error_text(e)})
         else:
-            err_console.print(f"invalid: {e}", markup=False, highlight=False, soft_wrap=True)
+            err_console.print(
+                f"invalid: {config_error_text(e)}", markup=False, highlight=False, soft_wrap=True
+            )
         sys.exit(2)
     summary = {
         "valid": True,

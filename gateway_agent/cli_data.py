@@ -15,7 +15,16 @@ import click
 from rich.table import Column, Table
 
 from gateway_agent import views
-from gateway_agent.cli import Ctx, console, emit, fail, hex_arg, main, pass_ctx
+from gateway_agent.cli import (
+    Ctx,
+    config_error_text,
+    console,
+    emit,
+    fail,
+    hex_arg,
+    main,
+    pass_ctx,
+)
 from gateway_agent.config import load_devices
 from gateway_agent.errors import AgentError, ConfigError
 
@@ -156,7 +165,7 @@ def _put(c: Ctx, devs_raw: list[dict[str, Any]], origin: str = "cli") -> int:
     try:
         devs = load_devices({"device": devs_raw})
     except ConfigError as e:
-        fail(str(e), 2)
+        fail(config_error_text(e), 2)
     if c.online:
         return int(c.act("devices_put", devices=devs_raw, origin=origin)["upserted"])
     store = c.store() if c.cfg.agent.db_path.exists() else _new_store(c)
@@ -265,7 +274,7 @@ def devices_import(c: Ctx, file: str) -> None:
     except (OSError, tomllib.TOMLDecodeError) as e:
         fail(f"{file}: {e}", 2)
     except ConfigError as e:
-        fail(f"{file}: {e}", 2)
+        fail(f"{file}: {config_error_text(e)}", 2)
     from rich.progress import track
 
     n = 0

@@ -116,7 +116,9 @@ def status_view(
         "devices": {"provisioned": len(devs), "heard_last_hour": heard},
         "outbox": outbox_view(store),
         "db": db_view(store, max_db_mb),
-        "gateways": store.gateway_stats() if not live else live.get("gateways", {}),
+        # Live figures over the stored ones: a gateway not heard since a restart still shows,
+        # with its last-seen time, instead of vanishing from `status`.
+        "gateways": {**store.gateway_stats(), **((live or {}).get("gateways") or {})},
         "clock": clock_view(),
         "alerts_open": len(alerts_view(store, 100_000, only_open=True)),
     }
