@@ -105,6 +105,7 @@ class PacketForwarder:
         self.down: asyncio.DatagramTransport | None = None
         self.tasks: list[asyncio.Task[None]] = []
         self.pending_push: dict[bytes, int] = {}  # token -> push sequence number
+        self._tok = int.from_bytes(os.urandom(2), "big")
         self.push_seq = 0
         self.acked_seqs: set[int] = set()
         self.pending_pull: dict[bytes, float] = {}
@@ -191,7 +192,15 @@ class PacketForwarder:
         return pk
 
     def _token(self) -> bytes:
-        return os.urandom(2)
+        # Sequential, skipping tokens still awaiting their ACK: with thousands of datagrams in
+        # flight under load, a reused random token would credit one datagram with another's ACK.
+        for _ in range(0x10000):
+            self._tok = (self._tok + 1) & 0xFFFF
+            tok = self._tok.to_bytes(2, "big")
+            if tok not in self.pending_push and tok not in self.pending_pull:
+                return tok
+        self.pending_push.clear()  # 65536 unacknowledged: they are not coming back
+        return self._tok.to_bytes(2, "big")
 
     def push(self, rxpks: list[dict[str, Any]], stat: dict[str, Any] | None = None) -> int | None:
         """Send one PUSH_DATA; returns its sequence number (None when disconnected), which is

@@ -84,6 +84,7 @@ class Scenario:
     seed: int = 1
     start: float = 1_741_591_800.0  # Monday 2025-03-10 07:30 UTC
     max_uplinks_per_s: float = 200.0
+    fetch_ms: float = 0.0  # >0: gateways batch what they heard in this much wall time
     drain_s: float = 15.0
     area_m: float = 1500.0
     live: bool = False
@@ -208,6 +209,7 @@ def load_scenario(doc: Mapping[str, Any], name: str = "scenario") -> Scenario:
         seed=int(doc.get("seed", 1)),
         start=start_ts,
         max_uplinks_per_s=_num(doc, "max_uplinks_per_s", "", 200),
+        fetch_ms=_num(doc, "fetch_ms", "", 0),
         drain_s=_num(doc, "drain_s", "", 15),
         area_m=_num(doc, "area_m", "", 1500),
         live=bool(doc.get("live", False)),
@@ -221,6 +223,8 @@ def load_scenario(doc: Mapping[str, Any], name: str = "scenario") -> Scenario:
         channel=dict(doc.get("channel", {})),
         agent_config=dict(doc.get("agent_config", {})),
     )
+    if scn.fetch_ms < 0:
+        raise ScenarioError("fetch_ms: must not be negative")
     if scn.accel <= 0 or scn.duration_s <= 0:
         raise ScenarioError("accel and duration_s must be positive")
     return scn
