@@ -52,6 +52,14 @@ def _when(t: float | None) -> str:
     return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
 
 
+def _short_when(t: float | None) -> str:
+    """HH:MM:SS today, MM-DD HH:MM before."""
+    if not t:
+        return "-"
+    d = dt.datetime.fromtimestamp(t)
+    return d.strftime("%H:%M:%S" if d.date() == dt.date.today() else "%m-%d %H:%M")
+
+
 def parse_since(s: str | None) -> float | None:
     """`30m`, `2h`, `7d`, an ISO date/time, or seconds."""
     if not s:
@@ -465,22 +473,24 @@ def alerts_list(c: Ctx, only_open: bool, limit: int, as_json: bool) -> None:
     if as_json:
         emit(rows)
         return
+    # The id already names the rule, the device and raised/cleared: no columns repeat it, so
+    # the whole id fits (it is what `alerts ack` takes).
     t = Table(
-        "time",
+        Column("time", no_wrap=True),
+        "severity",
+        Column("value", no_wrap=True),
+        "acked",
         _key_column("id", [a["id"] for a in rows]),
-        _key_column("dev_eui"),
-        *("rule", "state", "severity", "value", "acked"),
+        box=None,
+        header_style="bold",
     )
     for a in rows:
         t.add_row(
-            _when(a["time"]),
-            a["id"],
-            a["dev_eui"],
-            a["rule"],
-            a["state"],
+            _short_when(a["time"]),
             a["severity"],
             f"{a['measurement']}={a['value']}",
             "yes" if a["acked"] else "",
+            a["id"],
         )
     console.print(t)
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -153,6 +153,13 @@ class Env:
         self.broker.stop()
 
 
+def wait_until(cond: Callable[[], Any], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     if find_mosquitto() is None:
@@ -227,11 +234,11 @@ def test_read_commands_json_online_then_offline(env: Env) -> None:
 
 
 def test_status_screen_renders_online_and_offline(env: Env) -> None:
+    env.offline()
+    off = env.cli("status")
     env.online()
     on = env.cli("status")
     narrow = env.cli("status", env=cli_env(COLUMNS="50"))
-    env.offline()
-    off = env.cli("status")
     for r in (on, narrow, off):
         assert r.rc == 0 and r.err == "", r
         assert "devices" in r.out and "outbox" in r.out and "database" in r.out
@@ -381,12 +388,8 @@ def test_devices_add_show_downlink_remove_online(env: Env) -> None:
         payload=bytes.fromhex("0175610382e8030400 00".replace(" ", "")),
     )
     assert env.fw is not None and env.fw.push(phy) is not None
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        rows = env.cli("readings", "show", "--device", "70b3d57ed0000003", "--json").json()
-        if rows:
-            break
-        time.sleep(0.1)
+    wait_until(lambda: env.agent.ask("readings", dev_eui="70b3d57ed0000003"))
+    rows = env.cli("readings", "show", "--device", "70b3d57ed0000003", "--json").json()
     assert rows and rows[0]["measurements"]["distance_mm"] == 1000
     dl = env.cli("devices", "downlink", EUI1, "--fport", "10", "--confirmed", "AA BB cc")
     assert dl.rc == 0 and dl.out.startswith("queued downlink ") and EUI1 in dl.out, dl
@@ -399,6 +402,100 @@ def test_devices_add_show_downlink_remove_online(env: Env) -> None:
     assert again.rc == 1 and "unknown device" in again.err
     listed = {d["dev_eui"] for d in env.cli("devices", "list", "--json").json()}
     assert listed == {EUI1, EUI2}
+
+
+def test_readings_tail(env: Env) -> None:
+    env.online()
+    for args, n in ((("--json",), 2), ((), 1)):
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway_agent",
+                "-c",
+                env.cfg,
+                "readings",
+                "tail",
+                "--count",
+                str(n),
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=cli_env(),
+        )
+        # The tail follows from the moment it connects: keep sending until it has its N.
+        for _ in range(60):
+            if p.poll() is not None:
+                break
+            env.uplink(EUI2, 22.25)
+            time.sleep(0.25)
+        out, err = p.communicate(timeout=10)
+        assert p.returncode == 0, err
+        lines = out.splitlines()
+        assert len(lines) == n
+        if args:
+            rows = [json.loads(line) for line in lines]
+            assert all(r["dev_eui"] == EUI2 for r in rows)
+            assert rows[1]["fcnt"] > rows[0]["fcnt"]
+            m = rows[0]["measurements"]
+            assert m["humidity_pct"] == 40.0 and m["temperature_c"] == pytest.approx(22.2, abs=0.1)
+        else:
+            assert EUI2 in lines[0] and "temperature_c=" in lines[0] and "rssi=-70" in lines[0]
+
+
+def test_export_csv_and_json(env: Env, tmp_path: Path) -> None:
+    env.online()
+    out_csv = tmp_path / "r.csv"
+    csv_file, csv_dev, js, jsl, future = env.many(
+        ("export", "--format", "csv", "-o", str(out_csv)),
+        ("export", "--device", EUI1, "--since", "1h"),
+        ("export", "--format", "json", "--since", "1h"),
+        ("export", "--format", "jsonl", "--device", EUI2),
+        ("export", "--format", "json", "--since", "2099-01-01T00:00:00"),
+    )
+    for r in (csv_file, csv_dev, js, jsl, future):
+        assert r.rc == 0, r
+    assert csv_file.out == "" and "exported" in csv_file.err
+    rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
+    readings = js.json()
+    assert len(rows) == sum(len(r["measurements"]) for r in readings)
+    assert set(rows[0]) == {"time", "dev_eui", "fcnt", "f_port", "measurement", "value"}
+    assert rows[0]["time"].endswith("+00:00")
+    dev_rows = list(csv.DictReader(io.StringIO(csv_dev.out)))
+    assert dev_rows and {r["dev_eui"] for r in dev_rows} == {EUI1}
+    assert {r["measurement"] for r in dev_rows} == {"temperature_c", "humidity_pct"}
+    lines = [json.loads(line) for line in jsl.out.splitlines()]
+    assert lines and {r["dev_eui"] for r in lines} == {EUI2}
+    assert future.json() == []
+
+
+def test_alerts_list_and_ack(env: Env) -> None:
+    env.online()
+    env.uplink(EUI2, 30.0)  # a second `hot` alert, on device 2
+    wait_until(lambda: len(env.agent.ask("alerts", open=True)) >= 2)
+    open_ = env.cli("alerts", "list", "--open", "--json").json()
+    assert {a["dev_eui"] for a in open_} == {EUI1, EUI2}
+    amb = env.cli("alerts", "ack", "hot:")
+    assert amb.rc == 1 and "matches 2 alerts" in amb.err, amb
+    assert len(env.cli("alerts", "list", "--open", "--json").json()) == 2, "nothing acked"
+    a2 = next(a for a in open_ if a["dev_eui"] == EUI2)
+    ack = env.cli("alerts", "ack", a2["id"][: len("hot:") + 16 + 1])  # unique prefix
+    assert ack.rc == 0 and ack.out.strip() == f"acknowledged {a2['id']}", ack
+    still = env.cli("alerts", "list", "--open", "--json").json()
+    assert [a["dev_eui"] for a in still] == [EUI1]
+    table = env.cli("alerts", "list")
+    assert table.rc == 0 and a2["id"] in table.out, "ids are printed whole (copied into `ack`)"
+    # Offline too.
+    env.offline()
+    a1 = still[0]["id"]
+    off = env.cli("alerts", "ack", a1)
+    assert off.rc == 0, off
+    assert env.cli("alerts", "list", "--open", "--json").json() == []
+    acked = {a["id"]: a["acked"] for a in env.cli("alerts", "list", "--json").json()}
+    assert acked[a1] is True and acked[a2["id"]] is True
 
 
 def test_devices_offline_add_import_export(env: Env, tmp_path: Path) -> None:
@@ -465,145 +562,32 @@ def test_devices_offline_add_import_export(env: Env, tmp_path: Path) -> None:
     assert {d["dev_eui"] for d in env.agent.ask("devices")} == {EUI1, EUI2}
 
 
-def test_readings_tail(env: Env) -> None:
-    env.offline()
-    stopped = env.cli("readings", "tail", "--count", "1")
-    assert stopped.rc == 1 and "not running" in stopped.err and stopped.out == ""
-    env.online()
-    for args, n in ((("--json",), 2), ((), 1)):
-        p = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway_agent",
-                "-c",
-                env.cfg,
-                "readings",
-                "tail",
-                "--count",
-                str(n),
-                *args,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-            env=cli_env(),
-        )
-        # The tail follows from the moment it connects: keep sending until it has its N.
-        for _ in range(60):
-            if p.poll() is not None:
-                break
-            env.uplink(EUI2, 22.25)
-            time.sleep(0.25)
-        out, err = p.communicate(timeout=10)
-        assert p.returncode == 0, err
-        lines = out.splitlines()
-        assert len(lines) == n
-        if args:
-            rows = [json.loads(line) for line in lines]
-            assert all(r["dev_eui"] == EUI2 for r in rows)
-            assert rows[1]["fcnt"] > rows[0]["fcnt"]
-            m = rows[0]["measurements"]
-            assert m["humidity_pct"] == 40.0 and m["temperature_c"] == pytest.approx(22.2, abs=0.1)
-        else:
-            assert EUI2 in lines[0] and "temperature_c=" in lines[0] and "rssi=-70" in lines[0]
-
-
-def test_alerts_list_and_ack(env: Env) -> None:
-    env.online()
-    env.uplink(EUI2, 30.0)  # a second `hot` alert, on device 2
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        open_ = env.cli("alerts", "list", "--open", "--json").json()
-        if len(open_) >= 2:
-            break
-        time.sleep(0.1)
-    assert {a["dev_eui"] for a in open_} == {EUI1, EUI2}
-    amb = env.cli("alerts", "ack", "hot:")
-    assert amb.rc == 1 and "matches 2 alerts" in amb.err, amb
-    assert len(env.cli("alerts", "list", "--open", "--json").json()) == 2, "nothing acked"
-    a2 = next(a for a in open_ if a["dev_eui"] == EUI2)
-    ack = env.cli("alerts", "ack", a2["id"][: len("hot:") + 16 + 1])  # unique prefix
-    assert ack.rc == 0 and ack.out.strip() == f"acknowledged {a2['id']}", ack
-    still = env.cli("alerts", "list", "--open", "--json").json()
-    assert [a["dev_eui"] for a in still] == [EUI1]
-    table = env.cli("alerts", "list")
-    assert table.rc == 0 and a2["id"] in table.out, "ids are printed whole (copied into `ack`)"
-    # Offline too.
-    env.offline()
-    a1 = still[0]["id"]
-    off = env.cli("alerts", "ack", a1)
-    assert off.rc == 0, off
-    assert env.cli("alerts", "list", "--open", "--json").json() == []
-    acked = {a["id"]: a["acked"] for a in env.cli("alerts", "list", "--json").json()}
-    assert acked[a1] is True and acked[a2["id"]] is True
-
-
 def test_outbox_status_and_retry(env: Env) -> None:
     env.online()
     env.broker.stop()
-    deadline = time.monotonic() + 10
-    while (
-        env.cli("status", "--json").json()["upstream"]["connected"] and time.monotonic() < deadline
-    ):
-        time.sleep(0.1)
     for t in (21.0, 21.1, 21.2):
         env.uplink(EUI1, t)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        ob = env.cli("outbox", "status", "--json").json()
-        if ob["depth"] >= 3:
-            break
-        time.sleep(0.1)
+    wait_until(lambda: env.agent.ask("outbox")["depth"] >= 3)
+    ob = env.cli("outbox", "status", "--json").json()
     assert ob["depth"] >= 3 and ob["by_kind"] and ob["oldest_age_s"] is not None
     text = env.cli("outbox", "status")
-    assert text.rc == 0 and "messages waiting" in text.out
+    assert text.rc == 0 and f"{ob['depth']} messages waiting" in text.out
     env.broker.start()
     retry = env.cli("outbox", "retry")
     assert retry.rc == 0 and "retry" in retry.out
-    # Backoff is 30 s: draining well before that is the retry's doing.
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if env.cli("outbox", "status", "--json").json()["depth"] == 0:
-            break
-        time.sleep(0.2)
+    # The backoff is up to 30 s; the retry reconnects at once and the queue drains.
+    wait_until(lambda: env.agent.ask("outbox")["depth"] == 0, timeout_s=15)
     assert env.cli("outbox", "status", "--json").json()["depth"] == 0
     env.offline()
-    off = env.cli("outbox", "retry")
+    off, tail = env.many(("outbox", "retry"), ("readings", "tail", "--count", "1"))
     assert off.rc == 1 and "not running" in off.err
+    assert tail.rc == 1 and "not running" in tail.err and tail.out == ""
 
 
-def test_export_csv_and_json(env: Env, tmp_path: Path) -> None:
-    env.online()
-    out_csv = tmp_path / "r.csv"
-    csv_file, csv_dev, js, jsl, future = env.many(
-        ("export", "--format", "csv", "-o", str(out_csv)),
-        ("export", "--device", EUI1, "--since", "1h"),
-        ("export", "--format", "json", "--since", "1h"),
-        ("export", "--format", "jsonl", "--device", EUI2),
-        ("export", "--format", "json", "--since", "2099-01-01T00:00:00"),
-    )
-    for r in (csv_file, csv_dev, js, jsl, future):
-        assert r.rc == 0, r
-    assert csv_file.out == "" and "exported" in csv_file.err
-    rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
-    readings = js.json()
-    assert len(rows) == sum(len(r["measurements"]) for r in readings)
-    assert set(rows[0]) == {"time", "dev_eui", "fcnt", "f_port", "measurement", "value"}
-    assert rows[0]["time"].endswith("+00:00")
-    dev_rows = list(csv.DictReader(io.StringIO(csv_dev.out)))
-    assert dev_rows and {r["dev_eui"] for r in dev_rows} == {EUI1}
-    assert {r["measurement"] for r in dev_rows} == {"temperature_c", "humidity_pct"}
-    lines = [json.loads(line) for line in jsl.out.splitlines()]
-    assert lines and {r["dev_eui"] for r in lines} == {EUI2}
-    assert future.json() == []
-
-
-def test_keys_never_printed_or_logged(env: Env, tmp_path: Path) -> None:
+def test_keys_never_printed_or_logged(env: Env) -> None:
     env.online()
     # A key that has been through the CLI, the control socket and the daemon's reload.
-    env.cli(
+    added = env.cli(
         "devices",
         "add",
         "70b3d57ed0000005",
@@ -611,24 +595,26 @@ def test_keys_never_printed_or_logged(env: Env, tmp_path: Path) -> None:
         "260b3c5e",
         env=cli_env(GA_NWK_S_KEY=NEW_NWK, GA_APP_S_KEY=NEW_APP),
     )
-    reads = [
+    assert added.rc == 0, added
+    online = env.many(
         ("status",),
         ("status", "--json"),
         ("devices", "list"),
         ("devices", "list", "--json"),
-        ("devices", "show", EUI1),
         ("devices", "show", "70b3d57ed0000005", "--json"),
         ("devices", "export"),
-        ("devices", "export", "--json"),
-    ]
-    outputs = env.many(*reads)
+    )
     env.offline()
-    outputs += env.many(*reads)
-    assert all(r.rc == 0 for r in outputs), outputs
+    offline = env.many(
+        ("status", "--json"),
+        ("devices", "show", "70b3d57ed0000005"),
+        ("devices", "export", "--json"),
+        ("devices", "remove", "70b3d57ed0000005"),
+    )
+    outputs = online + offline
+    assert [r for r in outputs if r.rc] == []
     text = "".join(r.out + r.err for r in outputs) + env.agent.log()
-    assert "70b3d57ed0000005" in text
+    assert "70b3d57ed0000005" in text and "260b3c5e" in text
     for key in SECRETS:
         for form in (key, key.upper(), key[:16], key[16:]):
             assert form not in text, f"key material {form} printed or logged"
-    env.online()
-    assert env.cli("devices", "remove", "70b3d57ed0000005").rc == 0
