@@ -477,19 +477,18 @@ def alerts_list(c: Ctx, only_open: bool, limit: int, as_json: bool) -> None:
     # the whole id fits (it is what `alerts ack` takes).
     t = Table(
         Column("time", no_wrap=True),
-        "severity",
-        Column("value", no_wrap=True),
-        "acked",
+        Column("severity", overflow="fold"),
+        Column("value", overflow="fold"),
         _key_column("id", [a["id"] for a in rows]),
         box=None,
+        pad_edge=False,
         header_style="bold",
     )
     for a in rows:
         t.add_row(
             _short_when(a["time"]),
-            a["severity"],
-            f"{a['measurement']}={a['value']}",
-            "yes" if a["acked"] else "",
+            a["severity"] + (" (acked)" if a["acked"] else ""),
+            f"{a['measurement']} {a['value']}",
             a["id"],
         )
     console.print(t)
@@ -531,9 +530,14 @@ def outbox_status(c: Ctx, as_json: bool) -> None:
     if as_json:
         emit(st)
         return
+    if not st["depth"]:
+        click.echo("0 messages waiting: everything has reached the broker")
+        return
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(st["by_kind"].items()))
     age = st["oldest_age_s"]
     click.echo(
-        f"{st['depth']} messages waiting {st['by_kind']}; oldest {age if age is not None else '-'} s"
+        f"{st['depth']} messages waiting ({kinds})"
+        + (f", oldest {_ago(time.time() - age)}" if age is not None else "")
     )
 
 

@@ -488,6 +488,7 @@ def test_alerts_list_and_ack(env: Env) -> None:
     assert [a["dev_eui"] for a in still] == [EUI1]
     table = env.cli("alerts", "list")
     assert table.rc == 0 and a2["id"] in table.out, "ids are printed whole (copied into `ack`)"
+    assert "(acked)" in table.out
     # Offline too.
     env.offline()
     a1 = still[0]["id"]
@@ -609,9 +610,8 @@ def test_keys_never_printed_or_logged(env: Env) -> None:
         ("status", "--json"),
         ("devices", "show", "70b3d57ed0000005"),
         ("devices", "export", "--json"),
-        ("devices", "remove", "70b3d57ed0000005"),
     )
-    outputs = online + offline
+    outputs = [*online, *offline, env.cli("devices", "remove", "70b3d57ed0000005")]
     assert [r for r in outputs if r.rc] == []
     text = "".join(r.out + r.err for r in outputs) + env.agent.log()
     assert "70b3d57ed0000005" in text and "260b3c5e" in text
