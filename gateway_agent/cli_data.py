@@ -380,7 +380,7 @@ def readings() -> None:
 @readings.command("show")
 @click.option("--device", "dev_eui")
 @click.option("--since")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def readings_show(
@@ -422,7 +422,12 @@ def _print_readings(rows: list[dict[str, Any]]) -> None:
 
 @readings.command("tail")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--count", type=int, default=0, help="stop after N readings (0: follow until Ctrl-C)")
+@click.option(
+    "--count",
+    type=click.IntRange(0),
+    default=0,
+    help="stop after N readings (0: follow until Ctrl-C)",
+)
 @pass_ctx
 def readings_tail(c: Ctx, as_json: bool, count: int) -> None:
     """Follow readings live (needs the daemon running)."""
@@ -463,7 +468,7 @@ def alerts() -> None:
 
 @alerts.command("list")
 @click.option("--open", "only_open", is_flag=True, help="only raised, unacknowledged alerts")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 def alerts_list(c: Ctx, only_open: bool, limit: int, as_json: bool) -> None:
@@ -580,6 +585,7 @@ def export(
         dev_eui=eui.hex() if eui else None,
         since=t0,
         limit=10_000_000,
+        timeout_s=600,  # a year of readings is one long answer
     )
     if fmt == "json":
         text = json.dumps(rows, default=str, ensure_ascii=False) + "\n"

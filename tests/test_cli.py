@@ -185,11 +185,13 @@ READS = [
     ("readings", "show", "--json"),
     ("readings", "show", "--device", EUI1.upper(), "--json"),
     ("readings", "show", "--since", "1h", "--json"),
+    ("readings", "show", "--limit", "2", "--json"),
     ("readings", "show", "--since", "2099-01-01", "--json"),
     ("alerts", "list", "--json"),
     ("outbox", "status", "--json"),
     ("export", "--json"),
     ("devices", "export", "--json"),
+    ("plot", "--device", EUI1, "-m", "temperature_c", "--json"),
 ]
 
 
@@ -213,12 +215,15 @@ def check_reads(runs: list[Run], online: bool) -> dict[str, Any]:
     assert [r["fcnt"] for r in out[f"readings show --device {EUI1.upper()}"]] == [0, 1, 2]
     assert {r["dev_eui"] for r in out[f"readings show --device {EUI1.upper()}"]} == {EUI1}
     assert out["readings show --since 1h"] == rows
+    assert out["readings show --limit 2"] == rows[-2:], "the latest N, oldest first"
     assert out["readings show --since 2099-01-01"] == []
     alerts = out["alerts list"]
     assert [(a["rule"], a["dev_eui"], a["state"]) for a in alerts] == [("hot", EUI1, "raised")]
     assert alerts[0]["value"] == 27.0 and isinstance(alerts[0]["acked"], bool)
     assert [r["id"] for r in out["export"]] == [r["id"] for r in rows]
     assert {d["dev_eui"] for d in out["devices export"]} == {EUI1, EUI2}
+    series = out[f"plot --device {EUI1} -m temperature_c"]["series"]
+    assert [p["value"] for p in series] == [20.0, 22.0, 27.0]
     return out
 
 
@@ -231,6 +236,8 @@ def test_read_commands_json_online_then_offline(env: Env) -> None:
     # Same figures from the socket and from the database.
     for k in ("devices list", "readings show", "alerts list", "export", "devices export"):
         assert offline[k] == online[k], k
+    plot = f"plot --device {EUI1} -m temperature_c"
+    assert offline[plot]["series"] == online[plot]["series"]
 
 
 def test_status_screen_renders_online_and_offline(env: Env) -> None:
@@ -283,9 +290,10 @@ def test_exit_codes(env: Env) -> None:
         ("devices", "remove", "70b3d57ed00000ff"),  # unknown -> 1
         ("alerts", "ack", "no-such-alert"),  # -> 1
         ("export", "--format", "xml"),  # -> 2
+        ("readings", "show", "--limit", "0"),  # -> 2
         ("no-such-command",),  # -> 2
     )
-    assert [r.rc for r in runs] == [1, 2, 2, 2, 2, 2, 1, 2, 1, 1, 2, 2], runs
+    assert [r.rc for r in runs] == [1, 2, 2, 2, 2, 2, 1, 2, 1, 1, 2, 2, 2], runs
     for r in runs:
         assert r.out == "", r
         assert "Traceback" not in r.err, r
