@@ -144,3 +144,29 @@ def test_report_passes_when_everything_arrives() -> None:
     up = Upstream(first_seen={"gw:d:1": 1.2, "gw:d:2": 1.2}, count={"gw:d:1": 1, "gw:d:2": 1})
     r = build_report("t", recs, up, accepted_db={"gw:d:1", "gw:d:2"}, expected_alerts=set())
     assert r["verdict"] == "pass" and r["accepted"] == 2 and r["lost"] == 0
+
+
+def test_fetch_ms_is_read_and_checked() -> None:
+    doc = {"duration_s": 10, "accel": 1, "fleet": [{"class": "co2", "count": 1}]}
+    assert load_scenario(doc).fetch_ms == 0
+    assert load_scenario({**doc, "fetch_ms": 10}).fetch_ms == 10
+    with pytest.raises(ScenarioError, match="fetch_ms"):
+        load_scenario({**doc, "fetch_ms": -1})
+
+
+def test_fleet_10k_states_a_realistic_interval_and_fits_ten_minutes() -> None:
+    scn = read_scenario("fleet_10k")
+    assert scn.devices == 10_000 and scn.duration_s == 86_400
+    assert all(g.interval_s is not None and 1800 <= g.interval_s <= 3600 for g in scn.fleet)
+    assert scn.duration_s / scn.accel < 600
+
+
+def test_push_tokens_are_never_reused_while_awaiting_an_ack() -> None:
+    from hil.forwarder import PacketForwarder
+
+    f = PacketForwarder(bytes(8), ("127.0.0.1", 9))
+    pending = {f._token(): i for i in range(0x10000 - 1)}
+    f.pending_push.update(pending)
+    assert len(pending) == 0xFFFF
+    last = f._token()  # the one token left
+    assert last not in pending
