@@ -268,7 +268,8 @@ def parse_hex(v: Any, p: str = "") -> bytes:
             raise ValueError
         return bytes.fromhex(s)
     except ValueError:
-        raise ConfigError(p, f'expected hex digits, got "{v}"') from None
+        # Never echo the value: in a key field that would put most of a key in the journal.
+        raise ConfigError(p, f"expected hex digits, got {len(v)} characters that are not all hex") from None
 
 
 def c_hostport(v: Any, p: str) -> tuple[str, int]:
