@@ -546,6 +546,63 @@ def outbox_status(c: Ctx, as_json: bool) -> None:
     )
 
 
+@outbox.command("watch")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=1),
+    default=3600.0,
+    show_default=True,
+    help="give up after this many seconds",
+)
+@click.option(
+    "--interval", "interval_s", type=click.FloatRange(min=0.1), default=1.0, show_default=True
+)
+@pass_ctx
+def outbox_watch(c: Ctx, timeout_s: float, interval_s: float) -> None:
+    """Watch a backlog drain upstream, with a progress bar (needs the daemon running).
+    Exit 0 once the outbox is empty, 1 on timeout."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    if not c.online:
+        fail("the daemon is not running (nothing drains the outbox)")
+    start = int(c.act("outbox")["depth"])
+    deadline = time.monotonic() + timeout_s
+    with Progress(
+        TextColumn("draining"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("outbox", total=max(start, 1), rate="")
+        last_depth, last_t = start, time.monotonic()
+        while True:
+            depth = int(c.act("outbox")["depth"])
+            now = time.monotonic()
+            if depth > start:  # new readings arrived faster than the drain: grow the bar
+                start = depth
+                bar.update(task, total=start)
+            rate = (last_depth - depth) / max(now - last_t, 1e-6)
+            last_depth, last_t = depth, now
+            bar.update(task, completed=start - depth, rate=f"{max(rate, 0):.0f} msg/s")
+            if depth == 0:
+                bar.update(task, completed=start or 1)
+                break
+            if now >= deadline:
+                fail(f"outbox still holds {depth} messages after {timeout_s:.0f} s")
+            time.sleep(interval_s)
+    click.echo("outbox empty: everything has reached the broker")
+
+
 @outbox.command("retry")
 @pass_ctx
 def outbox_retry(c: Ctx) -> None:
