@@ -685,7 +685,8 @@ class Store:
         limit: int = 1000,
         after_seq: int | None = None,
     ) -> list[dict[str, Any]]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if dev_eui is not None:
             where.append("dev_eui=?")
             args.append(dev_eui.hex())
@@ -778,7 +779,7 @@ class Store:
             )
         # Room for the coming commit, but never shed below a quarter of the cap for a guess.
         target = max(int(max_bytes * CAP_LOW) - extra_bytes, max_bytes // 4)
-        steps = (
+        steps: tuple[tuple[str, str, tuple[int, ...]], ...] = (
             (
                 "history",
                 "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings ORDER BY seq LIMIT ?)",

@@ -174,8 +174,8 @@ def paho_loop(port: int, rows: list[tuple[Any, ...]], inflight: int) -> dict[str
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-paho")
     c.max_inflight_messages_set(inflight)
     c.max_queued_messages_set(0)
-    done = threading.Semaphore(0)
-    c.on_publish = lambda c, u, mid, rc, p: done.release()
+    slots = threading.Semaphore(inflight)  # paho's own queue is O(n) per PUBACK: keep it short
+    c.on_publish = lambda c, u, mid, rc, p: slots.release()
     c.connect("127.0.0.1", port)
     c.loop_start()
     t0 = time.monotonic()
@@ -183,10 +183,11 @@ def paho_loop(port: int, rows: list[tuple[Any, ...]], inflight: int) -> dict[str
     for r in rows:
         topic = f"{PREFIX}/{GW}/{r[3]}"
         payload = r[5].encode()
+        slots.acquire()
         c.publish(topic, payload, qos=1)
         wire += _wire_bytes(topic, payload)
-    for _ in rows:
-        done.acquire()
+    for _ in range(inflight):
+        slots.acquire()
     elapsed = time.monotonic() - t0
     c.loop_stop()
     c.disconnect()
