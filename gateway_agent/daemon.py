@@ -219,6 +219,7 @@ class Daemon:
             run_actions=self._run_actions,
             can_downlink=self.can_downlink,
         )
+        self.ingest.live_publish = self.forwarder.publish_live
         await self.st.call(self.ingest.load)
         await self._load_downlinks()
         if recovered is not None:
@@ -313,8 +314,6 @@ class Daemon:
 
     async def _store_pressure(self) -> None:
         """Disk cap, retention, ENOSPC: shed per invariant 4 and report every drop upstream."""
-        if getattr(self.ingest, "live_publish", None) is None:
-            self.ingest.live_publish = self.forwarder.publish_live  # type: ignore[attr-defined]
         dropped = await self.st.call(
             self.store.enforce_cap,
             int(self.cfg.store.max_db_mb * 1024 * 1024),

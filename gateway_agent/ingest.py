@@ -70,6 +70,8 @@ class Ingest:
         self.can_downlink = can_downlink
         self.pending_downlinks: dict[bytes, list[dict[str, Any]]] = {}
         self._next_sweep = 0.0
+        # Forwarder.publish_live: alerts go out live when the disk refuses the commit (issue 5)
+        self.live_publish: Callable[[str, str], Any] | None = None
         self.limiter = RateLimitedLog(log, window_s=10.0)
         self.dedup = DedupWindow(cfg.lorawan.dedup_window_ms / 1000.0)
         self.devices: dict[bytes, Device] = {}
@@ -578,7 +580,7 @@ class Ingest:
                 self.limiter.warn("commit_failed", reason=e.reason, readings=n, error=str(e))
                 # Nothing was accepted: forget the in-memory counter advances and joins.
                 await self.store_call(self.load)
-                live = getattr(self, "live_publish", None)  # Forwarder.publish_live
+                live = self.live_publish
                 for a in post.alerts:  # alerts are still raised locally and go out live
                     log_event(
                         log, logging.ERROR, "alert_not_stored", rule=a.rule, dev_eui=a.dev_eui.hex()
