@@ -17,7 +17,7 @@ class Counters:
         self._values: defaultdict[tuple[str, LabelKey], int] = defaultdict(int)
         self._lock = threading.Lock()
 
-    def inc(self, name: str, n: int = 1, **labels: str) -> None:
+    def inc(self, name: str, n: int = 1, /, **labels: str) -> None:
         key = (name, tuple(sorted(labels.items())))
         with self._lock:
             self._values[key] += n

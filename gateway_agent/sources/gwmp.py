@@ -6,10 +6,13 @@ Wire format lives in gwmp_wire.py; this module owns sockets, routes and per-gate
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
+import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 # Section 1 asks for a 65535-byte read buffer (up to 255 rxpk per PUSH_DATA): asyncio datagram
 # transports read with 256 KiB, so no datagram is ever truncated.
 PENDING_TTL_S = 5.0  # TX_ACK comes within milliseconds; older tokens are forgotten (section 6)
+RCVBUF_BYTES = 4 * 1024 * 1024  # capped by net.core.rmem_max
 MAX_GATEWAYS = 1024  # a flood of invented EUIs must not grow memory without bound
 FLAP_WINDOW_S = 120.0  # route changes back and forth within this window -> shared EUI
 FLAP_WARN = 3  # this many alternations before warning
@@ -138,7 +142,7 @@ class GwmpSource:
         self._wall = wall
         self._endpoints: list[_Endpoint] = []
         self._out: asyncio.Queue[RadioFrame] | None = None
-        self._gw: dict[str, GatewayState] = {}
+        self._gw: OrderedDict[str, GatewayState] = OrderedDict()  # LRU: oldest first
         self._pending: dict[tuple[str, bytes], tuple[float, str]] = {}
         self._limiter = RateLimitedLog(log, 10.0)
         self.addresses: list[tuple[str, int]] = []  # bound addresses (port 0 resolved)
@@ -157,6 +161,12 @@ class GwmpSource:
                 transport, _ = await loop.create_datagram_endpoint(
                     functools.partial(_same, ep), local_addr=(host, port)
                 )
+                sock = transport.get_extra_info("socket")
+                if (
+                    sock is not None
+                ):  # absorb bursts (several forwarders, floods) without kernel drops
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF_BYTES)
                 self._endpoints.append(ep)
                 self.addresses.append(tuple(transport.get_extra_info("sockname")[:2]))
             log_event(
@@ -223,17 +233,23 @@ class GwmpSource:
         gw = self._gw.get(eui)
         if gw is None:
             if len(self._gw) >= MAX_GATEWAYS:
-                oldest = min(self._gw, key=lambda k: self._gw[k].last_seen_mono)
-                del self._gw[oldest]
+                self._gw.popitem(last=False)  # O(1): a flood of made-up EUIs stays cheap
             gw = self._gw[eui] = GatewayState(version=version, first_seen=wall)
-            log_event(
-                log,
-                logging.INFO,
-                "gateway_seen",
-                source=self.name,
-                gateway=eui,
-                protocol_version=version,
-            )
+            if len(self._gw) <= 16:
+                log_event(
+                    log,
+                    logging.INFO,
+                    "gateway_seen",
+                    source=self.name,
+                    gateway=eui,
+                    protocol_version=version,
+                )
+            else:  # many EUIs is either a big site or someone spraying the port: rate-limit
+                self._limiter.warn(
+                    "gateway_seen_many", source=self.name, gateway=eui, gateways=len(self._gw)
+                )
+        else:
+            self._gw.move_to_end(eui)
             if eui == PLACEHOLDER_EUI:
                 self._limiter.warn("gateway_placeholder_eui", source=self.name, gateway=eui)
         gw.version = version
