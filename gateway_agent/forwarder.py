@@ -33,6 +33,15 @@ _MQTT_LOG.setLevel(logging.ERROR)  # aiomqtt warns per pending publish: a log st
 _UPSTREAM_ERRORS = (aiomqtt.MqttError, UpstreamError, OSError, ssl.SSLError)
 
 
+def _raise_if_lost(client: aiomqtt.Client) -> None:
+    """aiomqtt resolves its (private) `_disconnected` future when the link drops; an idle
+    forwarder would otherwise keep saying "connected" until its next publish."""
+    fut = getattr(client, "_disconnected", None)
+    if isinstance(fut, asyncio.Future) and fut.done():
+        exc = None if fut.cancelled() else fut.exception()  # retrieved: no "never retrieved" noise
+        raise aiomqtt.MqttError(f"connection lost: {exc}" if exc else "connection lost")
+
+
 def _first_leaf(eg: BaseExceptionGroup[BaseException]) -> BaseException:
     e: BaseException = eg
     while isinstance(e, BaseExceptionGroup):
@@ -430,6 +439,7 @@ class Forwarder:
                         await asyncio.wait_for(self.wake.wait(), timeout=1.0)
                     except TimeoutError:
                         pass
+                    _raise_if_lost(client)  # idle: notice a dead link now, not at the next publish
                 # Stop: wait (bounded) for in-flight PUBACKs; unacked rows stay in the outbox.
                 deadline = time.monotonic() + 2.0
                 while inflight and time.monotonic() < deadline:  # noqa: ASYNC110

@@ -190,3 +190,22 @@ def test_cbor_batch_is_compact_and_round_trips() -> None:
     assert single["rxInfo"] == back[3]["rxInfo"]
     per = len(batch) / len(bodies)
     assert per < 0.5 * sum(len(b) for b in bodies) / len(bodies), per
+
+
+async def test_idle_forwarder_notices_a_dead_link(tmp_path: Path, broker: Mosquitto) -> None:
+    h = Harness(tmp_path, broker.port)
+    fw = h.forwarder()
+    stop = asyncio.Event()
+    task = asyncio.create_task(fw.run(stop))
+    deadline = time.monotonic() + 10
+    while not fw.connected and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert fw.connected
+    broker.stop()  # nothing to publish: only the idle check can notice
+    deadline = time.monotonic() + 5
+    while fw.connected and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not fw.connected, "status must not say 'connected' while the broker is gone"
+    assert fw.last_error
+    stop.set()
+    await asyncio.wait_for(task, 10)
