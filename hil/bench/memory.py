@@ -233,7 +233,12 @@ def _counters(ctl: Path) -> dict[str, int]:
 
 
 async def _feed(
-    fleet: list[FleetDevice], fwd: PacketForwarder, rate: float, until: float, fcnt0: int
+    fleet: list[FleetDevice],
+    fwd: PacketForwarder,
+    rate: float,
+    until: float,
+    fcnt0: int,
+    fed: list[int] | None = None,
 ) -> int:
     """Live uplinks, round-robin over the fleet (each device's next FCnt), `rate` per second."""
     sent = 0
@@ -260,6 +265,8 @@ async def _feed(
             pks.append(fwd.rxpk(phy, RxMeta(868_100_000, 7, 125, -80, 7.5)))
         fwd.push(pks)
         sent += len(pks)
+        if fed is not None:
+            fed[0] = sent
         t_next += len(pks) / rate
         delay = t_next - time.monotonic()
         if delay > 0:
@@ -314,16 +321,19 @@ async def run_memory(
         sampler.phase = "drain"
         broker.start()
         t1 = time.monotonic()
-        feed = asyncio.create_task(_feed(fleet, fwd, rate, t1 + drain_s, per_dev + sent))
+        fed = [0]
+        feed = asyncio.create_task(_feed(fleet, fwd, rate, t1 + drain_s, per_dev + sent, fed))
         drained_at = None
         while time.monotonic() < t1 + drain_s:
             await asyncio.sleep(1.0)
-            if _counters(daemon.control).get("upstream_published", 0) >= (depth0 or 0) + sent:
+            # In a thread: a control request to a daemon busy draining can take seconds, and
+            # blocking this loop would starve the live feed.
+            c = await asyncio.to_thread(_counters, daemon.control)
+            if c.get("upstream_published", 0) >= (depth0 or 0) + sent:
                 drained_at = time.monotonic() - t1
                 break
-        live_during_drain = await feed if feed.done() else 0
-        if not feed.done():
-            feed.cancel()
+        feed.cancel()
+        live_during_drain = fed[0]
         c2 = _counters(daemon.control)
         drain_wall = time.monotonic() - t1
         smaps["drain"] = _smaps_rollup_kb(pid)
