@@ -657,21 +657,19 @@ class Store:
 
     def alerts(self, limit: int = 100, only_open: bool = False) -> list[dict[str, Any]]:
         with self._lock:
+            where = " WHERE state='raised' AND acked=0" if only_open else ""
             rows = self.db.execute(
-                "SELECT * FROM alerts ORDER BY time DESC LIMIT ?", (limit,)
+                f"SELECT * FROM alerts{where} ORDER BY time DESC LIMIT ?", (limit,)
             ).fetchall()
-        out = [dict(r) for r in rows]
-        if only_open:
-            out = [a for a in out if a["state"] == "raised" and not a["acked"]]
-        return out
+        return [dict(r) for r in rows]
 
     def ack_alert(self, alert_id: str) -> bool:
         return bool(
             self._write(
                 lambda db: (
                     db.execute(
-                        "UPDATE alerts SET acked=1, acked_at=? WHERE id=? OR id LIKE ?",
-                        (time.time(), alert_id, alert_id + "%"),
+                        "UPDATE alerts SET acked=1, acked_at=? WHERE id=?",  # exact: the CLI resolves prefixes
+                        (time.time(), alert_id),
                     ).rowcount
                     > 0
                 )
