@@ -322,7 +322,10 @@ async def run_memory(
         broker.start()
         t1 = time.monotonic()
         fed = [0]
-        feed = asyncio.create_task(_feed(fleet, fwd, rate, t1 + drain_s, per_dev + sent, fed))
+        # Each device's next FCnt (the models step their physics up to the sample time, so a
+        # far-future FCnt would make every live sample crawl through months of simulated time).
+        next_fcnt = per_dev + -(-sent // n_devices)
+        feed = asyncio.create_task(_feed(fleet, fwd, rate, t1 + drain_s, next_fcnt, fed))
         drained_at = None
         while time.monotonic() < t1 + drain_s:
             await asyncio.sleep(1.0)
