@@ -269,7 +269,9 @@ def parse_hex(v: Any, p: str = "") -> bytes:
         return bytes.fromhex(s)
     except ValueError:
         # Never echo the value: in a key field that would put most of a key in the journal.
-        raise ConfigError(p, f"expected hex digits, got {len(v)} characters that are not all hex") from None
+        raise ConfigError(
+            p, f"expected hex digits, got {len(v)} characters that are not all hex"
+        ) from None
 
 
 def c_hostport(v: Any, p: str) -> tuple[str, int]:
