@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway_agent.errors import ConfigError
+from gateway_agent.tomltable import TomlTable, type_name
 
 T = TypeVar("T")
 
@@ -144,63 +145,13 @@ class Config:
 # --------------------------------------------------------------------------- helpers
 
 
-def _type_name(v: object) -> str:
-    if isinstance(v, bool):
-        return "a boolean"
-    if isinstance(v, int):
-        return "an integer"
-    if isinstance(v, float):
-        return "a number"
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, list):
-        return "an array"
-    if isinstance(v, dict):
-        return "a table"
-    return type(v).__name__
-
-
-class _Table:
-    """Reads keys of one TOML table, remembering which were consumed, so leftovers are errors."""
-
-    def __init__(self, data: Any, path: str) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(path, f"expected a table, got {_type_name(data)}")
-        self.data: dict[str, Any] = data
-        self.path = path
-        self.seen: set[str] = set()
-
-    def key(self, k: str) -> str:
-        return f"{self.path}.{k}" if self.path else k
-
-    def has(self, k: str) -> bool:
-        return k in self.data
-
-    def get(self, k: str, conv: Callable[[Any, str], T], default: T) -> T:
-        self.seen.add(k)
-        if k not in self.data:
-            return default
-        return conv(self.data[k], self.key(k))
-
-    def req(self, k: str, conv: Callable[[Any, str], T]) -> T:
-        self.seen.add(k)
-        if k not in self.data:
-            raise ConfigError(self.key(k), "is required")
-        return conv(self.data[k], self.key(k))
-
-    def done(self) -> None:
-        extra = sorted(set(self.data) - self.seen)
-        if extra:
-            raise ConfigError(self.key(extra[0]), "unknown key")
-
-
 def _c_any(v: Any, p: str) -> Any:
     return v
 
 
 def c_str(v: Any, p: str) -> str:
     if not isinstance(v, str):
-        raise ConfigError(p, f"expected a string, got {_type_name(v)}")
+        raise ConfigError(p, f"expected a string, got {type_name(v)}")
     return v
 
 
@@ -213,14 +164,14 @@ def c_nonempty(v: Any, p: str) -> str:
 
 def c_bool(v: Any, p: str) -> bool:
     if not isinstance(v, bool):
-        raise ConfigError(p, f"expected true or false, got {_type_name(v)}")
+        raise ConfigError(p, f"expected true or false, got {type_name(v)}")
     return v
 
 
 def c_int(lo: int, hi: int) -> Callable[[Any, str], int]:
     def conv(v: Any, p: str) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ConfigError(p, f"expected an integer {lo}-{hi}, got {_type_name(v)}")
+            raise ConfigError(p, f"expected an integer {lo}-{hi}, got {type_name(v)}")
         return v
 
     return conv
@@ -229,7 +180,7 @@ def c_int(lo: int, hi: int) -> Callable[[Any, str], int]:
 def c_num(lo: float, hi: float) -> Callable[[Any, str], float]:
     def conv(v: Any, p: str) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-            raise ConfigError(p, f"expected a number {lo:g}-{hi:g}, got {_type_name(v)}")
+            raise ConfigError(p, f"expected a number {lo:g}-{hi:g}, got {type_name(v)}")
         return float(v)
 
     return conv
@@ -238,7 +189,7 @@ def c_num(lo: float, hi: float) -> Callable[[Any, str], float]:
 def c_choice(*choices: str) -> Callable[[Any, str], str]:
     def conv(v: Any, p: str) -> str:
         if not isinstance(v, str) or v not in choices:
-            raise ConfigError(p, f"expected one of {' | '.join(choices)}, got {_type_name(v)}")
+            raise ConfigError(p, f"expected one of {' | '.join(choices)}, got {type_name(v)}")
         return v
 
     return conv
@@ -257,7 +208,7 @@ def c_hex(n: int | None) -> Callable[[Any, str], bytes]:
 def parse_hex(v: Any, p: str = "") -> bytes:
     """Hex in any case, with or without separators (space, ':', '-', '_'), optional 0x."""
     if not isinstance(v, str):
-        raise ConfigError(p, f"expected a hex string, got {_type_name(v)}")
+        raise ConfigError(p, f"expected a hex string, got {type_name(v)}")
     s = v.strip()
     if s[:2].lower() == "0x":
         s = s[2:]
@@ -276,7 +227,7 @@ def parse_hex(v: Any, p: str = "") -> bytes:
 
 def c_hostport(v: Any, p: str) -> tuple[str, int]:
     if not isinstance(v, str) or ":" not in v:
-        raise ConfigError(p, f'expected "host:port", got {_type_name(v)}')
+        raise ConfigError(p, f'expected "host:port", got {type_name(v)}')
     host, _, port_s = v.rpartition(":")
     host = host.strip("[]")
     if not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
@@ -304,7 +255,7 @@ def c_path(base: Path | None) -> Callable[[Any, str], Path]:
 def c_list(item: Callable[[Any, str], T]) -> Callable[[Any, str], tuple[T, ...]]:
     def conv(v: Any, p: str) -> tuple[T, ...]:
         if not isinstance(v, list):
-            raise ConfigError(p, f"expected an array, got {_type_name(v)}")
+            raise ConfigError(p, f"expected an array, got {type_name(v)}")
         return tuple(item(x, f"{p}[{i}]") for i, x in enumerate(v))
 
     return conv
@@ -313,7 +264,7 @@ def c_list(item: Callable[[Any, str], T]) -> Callable[[Any, str], tuple[T, ...]]
 # --------------------------------------------------------------------------- sections
 
 
-def _agent(t: _Table, base: Path | None) -> AgentConfig:
+def _agent(t: TomlTable, base: Path | None) -> AgentConfig:
     gid = t.req("gateway_id", c_nonempty)
     if any(c in gid for c in "/+# "):
         raise ConfigError(
@@ -332,7 +283,7 @@ def _agent(t: _Table, base: Path | None) -> AgentConfig:
     return cfg
 
 
-def _lorawan(t: _Table) -> LorawanConfig:
+def _lorawan(t: TomlTable) -> LorawanConfig:
     cfg = LorawanConfig(
         region=t.get("region", c_choice("EU868"), "EU868"),
         net_id=t.get("net_id", c_hex(3), b"\x00\x00\x00"),
@@ -351,7 +302,7 @@ def _lorawan(t: _Table) -> LorawanConfig:
     return cfg
 
 
-def _source(t: _Table, i: int) -> SourceConfig:
+def _source(t: TomlTable, i: int) -> SourceConfig:
     typ = t.req("type", c_choice("gwmp", "serial"))
     if typ == "gwmp":
         raw = t.data.get("listen", "127.0.0.1:1700")
@@ -390,14 +341,14 @@ def c_choice_int(*choices: int) -> Callable[[Any, str], int]:
     def conv(v: Any, p: str) -> int:
         if isinstance(v, bool) or v not in choices:
             raise ConfigError(
-                p, f"expected one of {', '.join(map(str, choices))}, got {_type_name(v)}"
+                p, f"expected one of {', '.join(map(str, choices))}, got {type_name(v)}"
             )
         return int(v)
 
     return conv
 
 
-def _store(t: _Table) -> StoreConfig:
+def _store(t: TomlTable) -> StoreConfig:
     cfg = StoreConfig(
         synchronous=t.get("synchronous", c_choice("FULL", "NORMAL"), "FULL"),
         commit_interval_ms=t.get("commit_interval_ms", c_int(0, 10_000), 1000),
@@ -410,7 +361,7 @@ def _store(t: _Table) -> StoreConfig:
     return cfg
 
 
-def _upstream(t: _Table, base: Path | None) -> UpstreamConfig:
+def _upstream(t: TomlTable, base: Path | None) -> UpstreamConfig:
     cfg = UpstreamConfig(
         host=t.get("host", c_nonempty, "127.0.0.1"),
         port=t.get("port", c_int(1, 65535), 1883),
@@ -445,7 +396,7 @@ def _upstream(t: _Table, base: Path | None) -> UpstreamConfig:
     return cfg
 
 
-def _metrics(t: _Table) -> MetricsConfig:
+def _metrics(t: TomlTable) -> MetricsConfig:
     cfg = MetricsConfig(listen=t.get("listen", c_hostport, None))
     t.done()
     return cfg
@@ -455,26 +406,26 @@ def load_config(
     doc: Mapping[str, Any], base_dir: Path | None = None, path: Path | None = None
 ) -> Config:
     """Build the frozen Config tree from a parsed TOML document. Raises ConfigError."""
-    root = _Table(dict(doc), "")
-    agent = _agent(_Table(root.req("agent", lambda v, p: v), "agent"), base_dir)
+    root = TomlTable(dict(doc), "")
+    agent = _agent(TomlTable(root.req("agent", lambda v, p: v), "agent"), base_dir)
     raw_sources: Any = root.get("sources", _c_any, None) or []
     if not isinstance(raw_sources, list):
         raise ConfigError("sources", "expected an array of tables ([[sources]])")
-    sources = tuple(_source(_Table(s, f"sources[{i}]"), i) for i, s in enumerate(raw_sources))
+    sources = tuple(_source(TomlTable(s, f"sources[{i}]"), i) for i, s in enumerate(raw_sources))
     names = [s.name for s in sources]
     for i, n in enumerate(names):
         if names.index(n) != i:
             raise ConfigError(f"sources[{i}].name", f'duplicate source name "{n}"')
-    upstream = _upstream(_Table(root.get("upstream", lambda v, p: v, {}), "upstream"), base_dir)
-    store = _store(_Table(root.get("store", lambda v, p: v, {}), "store"))
-    lorawan = _lorawan(_Table(root.get("lorawan", lambda v, p: v, {}), "lorawan"))
-    metrics = _metrics(_Table(root.get("metrics", lambda v, p: v, {}), "metrics"))
+    upstream = _upstream(TomlTable(root.get("upstream", lambda v, p: v, {}), "upstream"), base_dir)
+    store = _store(TomlTable(root.get("store", lambda v, p: v, {}), "store"))
+    lorawan = _lorawan(TomlTable(root.get("lorawan", lambda v, p: v, {}), "lorawan"))
+    metrics = _metrics(TomlTable(root.get("metrics", lambda v, p: v, {}), "metrics"))
     raw_rules: Any = root.get("rules", _c_any, None) or []
     if not isinstance(raw_rules, list):
         raise ConfigError("rules", "expected an array of tables ([[rules]])")
     for i, r in enumerate(raw_rules):
         if not isinstance(r, dict):
-            raise ConfigError(f"rules[{i}]", f"expected a table, got {_type_name(r)}")
+            raise ConfigError(f"rules[{i}]", f"expected a table, got {type_name(r)}")
     rules = _load_rules(raw_rules)
     root.done()
     return Config(
@@ -519,7 +470,7 @@ def read_config(path: str | Path) -> Config:
 
 
 def _c_table(v: Any, p: str) -> dict[str, Any]:
-    return _Table(v, p).data
+    return TomlTable(v, p).data
 
 
 DEVICE_KEYS_SECRET = ("nwk_s_key", "app_s_key", "app_key")
@@ -530,7 +481,7 @@ def load_devices(doc: Mapping[str, Any]) -> list[Any]:
     from gateway_agent.model import DEVICE_CLASSES, Device
     from gateway_agent.secret import Secret
 
-    root = _Table(dict(doc), "")
+    root = TomlTable(dict(doc), "")
     raw: Any = root.get("device", _c_any, None) or []
     root.done()
     if not isinstance(raw, list):
@@ -538,14 +489,14 @@ def load_devices(doc: Mapping[str, Any]) -> list[Any]:
     out: list[Device] = []
     seen: dict[bytes, int] = {}
     for i, d in enumerate(raw):
-        t = _Table(d, f"device[{i}]")
+        t = TomlTable(d, f"device[{i}]")
         dev_eui = t.req("dev_eui", c_hex(8))
         if dev_eui in seen:
             raise ConfigError(t.key("dev_eui"), f"duplicate of device[{seen[dev_eui]}]")
         seen[dev_eui] = i
         settings: dict[str, Any] = t.get("settings", _c_table, {})
 
-        def key(name: str, t: _Table = t) -> Secret | None:
+        def key(name: str, t: TomlTable = t) -> Secret | None:
             b = t.get(name, c_hex(16), None)
             return Secret(b) if b is not None else None
 

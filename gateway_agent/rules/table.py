@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from gateway_agent.errors import ConfigError
 from gateway_agent.rules.duration import parse_duration
+from gateway_agent.tomltable import TomlTable
 
 T = TypeVar("T")
 
@@ -27,32 +28,16 @@ def show(v: object) -> str:
     return type(v).__name__
 
 
-class Table:
+class Table(TomlTable):
     """One TOML table at `path` (e.g. `rules[2] (co2-critical)`); remembers the keys it consumed."""
 
-    def __init__(self, data: object, path: str) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(path, f"expected a table, got {show(data)}")
-        self.data: dict[str, Any] = data
-        self.path = path
-        self.seen: set[str] = set()
-
-    def key(self, k: str) -> str:
-        return f"{self.path}.{k}" if self.path else k
-
-    def has(self, k: str) -> bool:
-        return k in self.data
+    describe = staticmethod(show)
 
     def fail(self, k: str, message: str) -> ConfigError:
         return ConfigError(self.key(k), message)
 
     def _get(self, k: str, conv: Callable[[Any, str], T], default: T, required: bool) -> T:
-        self.seen.add(k)
-        if k not in self.data:
-            if required:
-                raise ConfigError(self.key(k), "is required")
-            return default
-        return conv(self.data[k], self.key(k))
+        return self.req(k, conv) if required else self.get(k, conv, default)
 
     def number(
         self,
@@ -144,8 +129,3 @@ class Table:
     def raw(self, k: str) -> Any:
         self.seen.add(k)
         return self.data.get(k)
-
-    def done(self) -> None:
-        extra = sorted(set(self.data) - self.seen)
-        if extra:
-            raise ConfigError(self.key(extra[0]), "unknown key")

@@ -1,0 +1,66 @@
+"""One TOML table read key by key with its key path: leftovers and bad values are ConfigErrors.
+
+Shared by the agent config (`config.py`) and the rules loader (`rules/table.py`). Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from gateway_agent.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def type_name(v: object) -> str:
+    """How a TOML value is named in an error message (`an integer`, `"abc"`, `a table`)."""
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a number"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, list):
+        return "an array"
+    if isinstance(v, dict):
+        return "a table"
+    return type(v).__name__
+
+
+class TomlTable:
+    """Remembers which keys were consumed, so `done()` can reject the leftovers (typos)."""
+
+    describe: Callable[[object], str] = staticmethod(type_name)
+
+    def __init__(self, data: object, path: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(path, f"expected a table, got {self.describe(data)}")
+        self.data: dict[str, Any] = data
+        self.path = path
+        self.seen: set[str] = set()
+
+    def key(self, k: str) -> str:
+        return f"{self.path}.{k}" if self.path else k
+
+    def has(self, k: str) -> bool:
+        return k in self.data
+
+    def get(self, k: str, conv: Callable[[Any, str], T], default: T) -> T:
+        self.seen.add(k)
+        if k not in self.data:
+            return default
+        return conv(self.data[k], self.key(k))
+
+    def req(self, k: str, conv: Callable[[Any, str], T]) -> T:
+        self.seen.add(k)
+        if k not in self.data:
+            raise ConfigError(self.key(k), "is required")
+        return conv(self.data[k], self.key(k))
+
+    def done(self) -> None:
+        extra = sorted(set(self.data) - self.seen)
+        if extra:
+            raise ConfigError(self.key(extra[0]), "unknown key")
