@@ -3,66 +3,89 @@ unknown type stops decoding (4.2), a record running past the end is a frame erro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from decoders.binary import Reader
 from decoders.registry import codec
 from decoders.types import Decoded, Draft
+from gateway_agent.errors import CodecError
 
-Handler = Callable[[Reader, Draft, int], None]
-
-
-def _one(pattern: str, read: Callable[[Reader], int], div: float = 1) -> Handler:
-    def h(r: Reader, d: Draft, ch: int) -> None:
-        raw = read(r)
-        d.value(pattern.format(ch), raw / div if div != 1 else raw)
-
-    return h
-
-
-def _xyz(pattern: str, div: float) -> Handler:
-    def h(r: Reader, d: Draft, ch: int) -> None:
-        for axis in "xyz":
-            d.value(pattern.format(ch, axis), r.s16be() / div)
-
-    return h
-
-
-def _gps(r: Reader, d: Draft, ch: int) -> None:
-    d.value(f"gps_{ch}_latitude_deg", r.s24be() / 10000)
-    d.value(f"gps_{ch}_longitude_deg", r.s24be() / 10000)
-    d.value(f"gps_{ch}_altitude_m", r.s24be() / 100)
-
-
-TYPES: Mapping[int, tuple[int, Handler]] = {
-    0x00: (1, _one("digital_in_{}", Reader.u8)),
-    0x01: (1, _one("digital_out_{}", Reader.u8)),
-    0x02: (2, _one("analog_in_{}", Reader.s16be, 100)),
-    0x03: (2, _one("analog_out_{}", Reader.s16be, 100)),
-    0x65: (2, _one("illuminance_{}_lux", Reader.u16be)),
-    0x66: (1, _one("presence_{}", Reader.u8)),
-    0x67: (2, _one("temperature_{}_c", Reader.s16be, 10)),
-    0x68: (1, _one("humidity_{}_pct", Reader.u8, 2)),
-    0x71: (6, _xyz("accelerometer_{}_{}_g", 1000)),
-    0x73: (2, _one("pressure_{}_hpa", Reader.u16be, 10)),
-    0x86: (6, _xyz("gyrometer_{}_{}_dps", 100)),
-    0x88: (9, _gps),
+# type -> (record size, signed, divisor, key pattern); 3-axis and GPS records split their bytes.
+_SCALAR: Mapping[int, tuple[int, bool, float, str]] = {
+    0x00: (1, False, 1, "digital_in_{}"),
+    0x01: (1, False, 1, "digital_out_{}"),
+    0x02: (2, True, 100, "analog_in_{}"),
+    0x03: (2, True, 100, "analog_out_{}"),
+    0x65: (2, False, 1, "illuminance_{}_lux"),
+    0x66: (1, False, 1, "presence_{}"),
+    0x67: (2, True, 10, "temperature_{}_c"),
+    0x68: (1, False, 2, "humidity_{}_pct"),
+    0x73: (2, False, 10, "pressure_{}_hpa"),
 }
+# type -> (axis size, divisor, key pattern with channel and axis/part)
+_MULTI: Mapping[int, tuple[int, float, tuple[str, ...], str]] = {
+    0x71: (2, 1000, ("x", "y", "z"), "accelerometer_{}_{}_g"),
+    0x86: (2, 100, ("x", "y", "z"), "gyrometer_{}_{}_dps"),
+}
+_GPS = 0x88
+_NAMES: dict[tuple[int, int], str] = {}  # (type, channel) -> key: at most 9 x 256 strings
+
+
+def _name(kind: int, channel: int) -> str:
+    name = _NAMES.get((kind, channel))
+    if name is None:
+        name = _NAMES[(kind, channel)] = _SCALAR[kind][3].format(channel)
+    return name
+
+
+def _short(need: int, pos: int, have: int) -> CodecError:
+    return CodecError(
+        f"frame too short: need {need} byte(s) at offset {pos}, have {have}", reason="codec_short"
+    )
 
 
 @codec("cayenne-lpp", vendor="myDevices", models=("Cayenne LPP",), device_class="other")
 def cayenne_lpp(f_port: int, payload: bytes, settings: Mapping[str, Any]) -> Decoded:
     """Channel keys stay in the output; alias them per device with `field_map`."""
     d = Draft()
-    r = Reader(payload)
-    while r.remaining:
-        start = r.pos
-        channel, kind = r.u8(), r.u8()
-        entry = TYPES.get(kind)
-        if entry is None:
+    pos, end = 0, len(payload)
+    frm = int.from_bytes
+    while pos < end:
+        if pos + 2 > end:
+            raise _short(1, pos + 1, end - pos - 1)
+        channel, kind = payload[pos], payload[pos + 1]
+        start, pos = pos, pos + 2
+        scalar = _SCALAR.get(kind)
+        if scalar is not None:
+            size, signed, div, _ = scalar
+            if pos + size > end:
+                raise _short(size, pos, end - pos)
+            raw = frm(payload[pos : pos + size], "big", signed=signed)
+            d.value(_name(kind, channel), raw / div if div != 1 else raw)
+            pos += size
+        elif kind in _MULTI:
+            part, div, axes, pattern = _MULTI[kind]
+            if pos + part * len(axes) > end:
+                raise _short(part * len(axes), pos, end - pos)
+            for axis in axes:
+                d.value(
+                    pattern.format(channel, axis),
+                    frm(payload[pos : pos + part], "big", signed=True) / div,
+                )
+                pos += part
+        elif kind == _GPS:
+            if pos + 9 > end:
+                raise _short(9, pos, end - pos)
+            for suffix, div in (
+                ("latitude_deg", 10000),
+                ("longitude_deg", 10000),
+                ("altitude_m", 100),
+            ):
+                d.value(
+                    f"gps_{channel}_{suffix}", frm(payload[pos : pos + 3], "big", signed=True) / div
+                )
+                pos += 3
+        else:
             d.stop(f"unknown LPP type {kind} on channel {channel} at offset {start}")
             break
-        size, handler = entry
-        handler(Reader(r.take(size)), d, channel)
     return d.build()

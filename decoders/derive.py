@@ -163,8 +163,15 @@ def derive_values(values: Mapping[str, Any], settings: Mapping[str, Any]) -> dic
     return out
 
 
+_SOURCES = ("distance_mm", "pressure_bar")  # what derive_values reads besides flags
+
+
 def apply_derived(decoded: Decoded, settings: Mapping[str, Any]) -> Decoded:
     """Add fill_pct / level_mm to the live values and to each history record."""
+    if not decoded.history and not any(
+        k in m for m in (decoded.measurements, decoded.extras) for k in _SOURCES
+    ):
+        return decoded  # the hot path: nothing to derive from
     live = {**decoded.extras, **decoded.measurements, **decoded.flags}
     new = derive_values(live, settings)
     history = tuple({**h, **derive_values(h, settings)} for h in decoded.history)

@@ -32,6 +32,8 @@ def freeze(value: Any) -> Any:
     if t is int or t is float or t is str or t is bool or value is None:  # the hot path
         return value
     if t is dict or t is MappingProxyType:
+        if _SCALARS.issuperset(map(type, value.values())) and _STR.issuperset(map(type, value)):
+            return MappingProxyType(dict(value))  # flat (the usual case): one C-level copy
         return MappingProxyType(
             {
                 (k if type(k) is str else str(k)): (v if type(v) in _SCALARS else freeze(v))
@@ -46,6 +48,7 @@ def freeze(value: Any) -> Any:
 
 
 _SCALARS = frozenset({int, float, str, bool, type(None)})
+_STR = frozenset({str})
 
 
 def thaw(value: Any) -> Any:
@@ -54,6 +57,8 @@ def thaw(value: Any) -> Any:
     if t in _SCALARS:
         return value
     if t is MappingProxyType or t is dict:
+        if _SCALARS.issuperset(map(type, value.values())):
+            return dict(value)
         return {k: (v if type(v) in _SCALARS else thaw(v)) for k, v in value.items()}
     if isinstance(value, Mapping):
         return {k: thaw(v) for k, v in value.items()}
@@ -97,6 +102,34 @@ class Decoded:
         object.__setattr__(self, "warnings", tuple(self.warnings))
         object.__setattr__(self, "history", tuple(freeze(h) for h in self.history))
 
+    @classmethod
+    def trusted(
+        cls,
+        measurements: dict[str, float],
+        extras: dict[str, Any],
+        flags: dict[str, bool | str],
+        warnings: tuple[str, ...],
+        obj: dict[str, Any],
+        history: tuple[Mapping[str, Any], ...] = (),
+    ) -> Decoded:
+        """The hot-path constructor for `Draft.build` and `replace_values`: the names are
+        normalized by construction, so only the values are checked (same errors as __init__)."""
+        for name, value in measurements.items():
+            t = type(value)
+            if (t is not float and t is not int) or not math.isfinite(value):
+                raise ValueError(f"measurement {name} is not a finite number")
+        for name, flag in flags.items():
+            if type(flag) is not bool and not isinstance(flag, str):
+                raise ValueError(f"flag {name} must be bool or str")
+        self = object.__new__(cls)
+        _SET_MEASUREMENTS(self, MappingProxyType(dict(measurements)))
+        _SET_EXTRAS(self, _freeze_owned(extras))
+        _SET_FLAGS(self, MappingProxyType(dict(flags)))
+        _SET_WARNINGS(self, warnings)
+        _SET_OBJECT(self, _freeze_owned(obj))
+        _SET_HISTORY(self, tuple(freeze(h) for h in history) if history else ())
+        return self
+
     def to_json(self) -> dict[str, Any]:
         """Plain, JSON-serialisable copy of every field."""
         return {
@@ -107,6 +140,22 @@ class Decoded:
             "object": thaw(self.object),
             "history": thaw(self.history),
         }
+
+
+# Slot setters: how `trusted` writes a frozen instance without the dataclass __init__.
+_SET_MEASUREMENTS = Decoded.__dict__["measurements"].__set__
+_SET_EXTRAS = Decoded.__dict__["extras"].__set__
+_SET_FLAGS = Decoded.__dict__["flags"].__set__
+_SET_WARNINGS = Decoded.__dict__["warnings"].__set__
+_SET_OBJECT = Decoded.__dict__["object"].__set__
+_SET_HISTORY = Decoded.__dict__["history"].__set__
+
+
+def _freeze_owned(d: dict[str, Any]) -> Mapping[str, Any]:
+    """`freeze` for a dict nobody else holds (a Draft's): flat ones are wrapped, not copied."""
+    if _SCALARS.issuperset(map(type, d.values())) and _STR.issuperset(map(type, d)):
+        return MappingProxyType(d)
+    return freeze(d)  # type: ignore[no-any-return]
 
 
 class Draft:
@@ -144,11 +193,14 @@ class Draft:
         obj: dict[str, Any] = {**self.meta, **self.measurements, **self.extras, **self.flags}
         if self.history:
             obj["history"] = self.history
-        return Decoded(
-            measurements=self.measurements,
-            extras=self.extras,
-            flags=self.flags,
-            warnings=tuple(self.warnings),
-            object=obj,
-            history=tuple(self.history),
+        for name in self.measurements:
+            if name not in NORMALIZED_MEASUREMENTS:  # only a codec writing the dict directly
+                raise ValueError(f"measurement {name!r} is not a normalized name")
+        return Decoded.trusted(
+            self.measurements,
+            self.extras,
+            self.flags,
+            tuple(self.warnings),
+            obj,
+            tuple(self.history),
         )

@@ -7,12 +7,16 @@ encodes them for the wire (JSON as stored, or CBOR single/batched). camelCase li
 from __future__ import annotations
 
 import base64
+import calendar
+import binascii
 import json
 import time
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import cbor2
+import orjson
 
 from gateway_agent.lorawan.radio import RxInfo
 from gateway_agent.model import Alert, Reading
@@ -20,16 +24,19 @@ from gateway_agent.model import Alert, Reading
 BATCH_TOPIC = "batch/up"
 
 
-_SECOND_CACHE: list[Any] = [None, ""]
+_SECONDS: dict[int, str] = {}  # whole second -> "YYYY-mm-ddTHH:MM:SS"
 
 
 def iso_time(t: float) -> str:
-    """RFC 3339 UTC with microseconds and Z, as ChirpStack writes it (hot path: cached second)."""
+    """RFC 3339 UTC with microseconds and Z, as ChirpStack writes it (hot path: cached seconds;
+    receive and processing times straddle a second boundary, so one entry is not enough)."""
     sec = int(t // 1)
-    if _SECOND_CACHE[0] != sec:
-        _SECOND_CACHE[0] = sec
-        _SECOND_CACHE[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    return f"{_SECOND_CACHE[1]}.{int((t - sec) * 1_000_000):06d}Z"
+    head = _SECONDS.get(sec)
+    if head is None:
+        if len(_SECONDS) >= 256:
+            _SECONDS.clear()
+        head = _SECONDS[sec] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{head}.{int((t - sec) * 1_000_000):06d}Z"
 
 
 def _rx_json(rx: RxInfo) -> dict[str, Any]:
@@ -47,14 +54,28 @@ def _rx_json(rx: RxInfo) -> dict[str, Any]:
     if rx.board is not None:
         d["board"] = rx.board
     if rx.tmst is not None:
-        d["context"] = base64.b64encode(rx.tmst.to_bytes(4, "big")).decode()
+        d["context"] = _b64(rx.tmst.to_bytes(4, "big"), newline=False).decode()
     if rx.gw_time is not None:
         d["gwTime"] = rx.gw_time
     d["crcStatus"] = "CRC_OK"
     return d
 
 
+_b64 = binascii.b2a_base64
+_TX: dict[tuple[Any, ...], dict[str, Any]] = {}  # radio setting -> txInfo (shared, read-only)
+
+
 def _tx_json(rx: RxInfo) -> dict[str, Any]:
+    key = (rx.modulation, rx.freq_hz, rx.bitrate, rx.sf, rx.bw_khz, rx.code_rate)
+    tx = _TX.get(key)
+    if tx is None:
+        if len(_TX) > 4096:
+            _TX.clear()
+        tx = _TX[key] = _make_tx(rx)
+    return tx
+
+
+def _make_tx(rx: RxInfo) -> dict[str, Any]:
     if rx.modulation == "FSK":
         return {"frequency": rx.freq_hz, "modulation": {"fsk": {"datarate": rx.bitrate}}}
     cr = (rx.code_rate or "4/5").replace("/", "_")
@@ -73,19 +94,21 @@ def _tx_json(rx: RxInfo) -> dict[str, Any]:
 def uplink_message(
     r: Reading, gateway_id: str, device_name: str = "", tags: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """The `devices/{dev_eui}/up` object of DESIGN.md."""
+    """The `devices/{dev_eui}/up` object of DESIGN.md. Nested parts may be shared, cached
+    objects: encode the result, do not mutate it."""
+    eui = r.dev_eui.hex()
     msg: dict[str, Any] = {
         "id": r.id,
         "gatewayId": gateway_id,
         "time": iso_time(r.time),
         "timeValid": r.time_valid,
-        "deviceInfo": {"devEui": r.dev_eui.hex(), "deviceName": device_name, "tags": list(tags)},
-        "devEui": r.dev_eui.hex(),
+        "deviceInfo": {"devEui": eui, "deviceName": device_name, "tags": list(tags)},
+        "devEui": eui,
         "devAddr": r.dev_addr.hex(),
         "fCnt": r.fcnt,
         "fPort": r.f_port,
         "confirmed": r.confirmed,
-        "data": base64.b64encode(r.payload).decode(),
+        "data": _b64(r.payload, newline=False).decode(),
         "object": dict(r.object),
         "measurements": dict(r.measurements),
         "rxInfo": [_rx_json(x) for x in r.rx],
@@ -123,10 +146,18 @@ def event_message(event_id: str, kind: str, t: float, data: Mapping[str, Any]) -
 
 
 def dumps(obj: Mapping[str, Any]) -> str:
-    return _ENCODER.encode(obj)
+    """Compact JSON text (UTF-8, no NaN/Infinity: a codec's non-finite number becomes null
+    rather than costing the reading). orjson is ~5x the stdlib encoder on the ingest path; the
+    stdlib takes what orjson refuses (integers beyond 64 bits, non-string keys)."""
+    try:
+        return _orjson_dumps(obj, default=_json_default).decode()
+    except TypeError:
+        return _ENCODER.encode(obj)
 
 
 def _json_default(o: Any) -> Any:
+    if type(o) is MappingProxyType:  # frozen codec output: encode as the dict it wraps
+        return dict(o)
     if isinstance(o, bytes):
         return o.hex()
     if isinstance(o, (set, tuple)):
@@ -134,7 +165,11 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_json_default)
+_orjson_dumps = orjson.dumps
+_ENCODER = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_json_default
+)
+
 
 # --------------------------------------------------------------------------- wire encodings
 

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any
 
 import decoders
@@ -24,6 +25,7 @@ from gateway_agent.lorawan import join as lw_join
 from gateway_agent.lorawan import region as lw_region
 from gateway_agent.lorawan.dedup import DedupWindow, FrameGroup
 from gateway_agent.lorawan.downlink import build_downlink
+from gateway_agent.lorawan.frozen import fast_constructor
 from gateway_agent.lorawan.radio import DownlinkTx, RadioFrame, RxInfo
 from gateway_agent.lorawan.session import (
     DeviceSession,
@@ -39,6 +41,8 @@ from gateway_agent.store import PRIO_ALERT, PRIO_EVENT, PRIO_READING, Batch, Sto
 
 log = logging.getLogger(__name__)
 StoreCall = Callable[..., Awaitable[Any]]
+_EMPTY: Any = MappingProxyType({})
+_new_reading = fast_constructor(Reading)
 WALL_CLOCK_VALID_AFTER = 1_700_000_000.0  # 2023-11: a Pi that booted without NTP says 1970
 
 
@@ -233,16 +237,11 @@ class Ingest:
 
     def build_reading(self, dev: Device, res: UplinkAccepted, rx: tuple[RxInfo, ...]) -> Reading:
         now = time.time()
-        measurements: dict[str, float] = {}
-        flags: dict[str, Any] = {}
-        extras: dict[str, Any] = {}
-        obj: dict[str, Any] = {}
+        dec: decoders.Decoded | None = None
         err: str | None = None
         if res.f_port and dev.codec:
             try:
-                dj = decoders.decode(dev.codec, res.f_port, res.payload, dev.settings).to_json()
-                measurements, flags = dj["measurements"], dj["flags"]
-                extras, obj = dj["extras"], dj["object"]
+                dec = decoders.decode(dev.codec, res.f_port, res.payload, dev.settings)
             except CodecError as e:
                 err = str(e)
                 self.counters.inc("decode_errors", codec=dev.codec, dev_eui=dev.dev_eui.hex())
@@ -253,30 +252,35 @@ class Ingest:
                     codec=dev.codec,
                     reason=e.reason,
                 )
-        return Reading(
-            id=reading_id(self.cfg.agent.gateway_id, dev.dev_eui, res.fcnt),
-            dev_eui=dev.dev_eui,
-            dev_addr=res.session.dev_addr,
-            fcnt=res.fcnt,
-            f_port=res.f_port,
-            payload=res.payload,
-            time=now,
-            time_valid=now > WALL_CLOCK_VALID_AFTER,
-            confirmed=res.confirmed,
-            codec=dev.codec,
-            measurements=measurements,
-            flags=flags,
-            extras=extras,
-            object=obj,
-            decode_error=err,
-            rx=rx,
+        # Every value is already valid (device and session EUIs/addresses, the codec's frozen
+        # mappings shared as they are): the positional constructor skips the re-checks.
+        return _new_reading(
+            reading_id(self.cfg.agent.gateway_id, dev.dev_eui, res.fcnt),
+            dev.dev_eui,
+            res.session.dev_addr,
+            res.fcnt,
+            res.f_port,
+            res.payload,
+            now,
+            now > WALL_CLOCK_VALID_AFTER,
+            res.confirmed,
+            dev.codec,
+            dec.measurements if dec is not None else _EMPTY,
+            dec.flags if dec is not None else _EMPTY,
+            dec.extras if dec is not None else _EMPTY,
+            dec.object if dec is not None else _EMPTY,
+            err,
+            rx,
         )
 
     def add_reading(self, dev: Device, r: Reading) -> None:
         b = self.batch
         eui = dev.dev_eui.hex()
         best = r.rx[0] if r.rx else None
-        m_json = dumps(dict(r.measurements))
+        rssi = best.rssi_dbm if best else None
+        snr = best.snr_db if best else None
+        m_json = dumps(dict(r.measurements)) if r.measurements else "{}"
+        f_json = dumps(dict(r.flags)) if r.flags else "{}"
         b.readings.append(
             (
                 r.id,
@@ -287,10 +291,10 @@ class Ingest:
                 int(r.time_valid),
                 r.payload,
                 m_json,
-                dumps(dict(r.flags)) if r.flags else "{}",
+                f_json,
                 r.decode_error,
-                best.rssi_dbm if best else None,
-                best.snr_db if best else None,
+                rssi,
+                snr,
                 len(r.rx),
             )
         )
@@ -299,12 +303,7 @@ class Ingest:
             (PRIO_READING, "up", eui, f"devices/{eui}/up", r.id, body, r.time, time.monotonic())
         )
         b.fcnt_up[eui] = r.fcnt
-        b.seen[eui] = (
-            r.time,
-            best.rssi_dbm if best else None,
-            best.snr_db if best else None,
-            m_json,
-        )
+        b.seen[eui] = (r.time, rssi, snr, m_json)
         self.last_uplink[dev.dev_eui] = r.time
         self.evaluate_rules(dev, r)
         self._touch()
@@ -391,10 +390,10 @@ class Ingest:
                         self._tick_one(rule, key, dev, now_wall, force=True)
         for key in list(self.rule_states):
             rule = rules.get(key[0])
-            dev = self.devices.get(bytes.fromhex(key[1]))
-            if rule is None or dev is None:
+            known = self.devices.get(bytes.fromhex(key[1]))
+            if rule is None or known is None:
                 continue
-            self._tick_one(rule, key, dev, now_wall)
+            self._tick_one(rule, key, known, now_wall)
 
     def _tick_one(
         self, rule: Any, key: tuple[str, str], dev: Device, now_wall: float, force: bool = False

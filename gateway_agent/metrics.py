@@ -18,7 +18,16 @@ class Counters:
         self._lock = threading.Lock()
 
     def inc(self, name: str, n: int = 1, /, **labels: str) -> None:
-        key = (name, tuple(sorted(labels.items())))
+        key = (name, tuple(sorted(labels.items())) if labels else ())
+        with self._lock:
+            self._values[key] += n
+
+    @staticmethod
+    def key(name: str, /, **labels: str) -> tuple[str, LabelKey]:
+        """A counter's key, made once by a per-frame caller and passed to `add`."""
+        return (name, tuple(sorted(labels.items())))
+
+    def add(self, key: tuple[str, LabelKey], n: int = 1) -> None:
         with self._lock:
             self._values[key] += n
 

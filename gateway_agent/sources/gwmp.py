@@ -20,6 +20,7 @@ from typing import Any, cast
 from gateway_agent.config import GwmpSourceConfig
 from gateway_agent.errors import BadInput, FrameError
 from gateway_agent.logfmt import RateLimitedLog, log_event
+from gateway_agent.lorawan.frozen import fast_constructor
 from gateway_agent.lorawan.radio import DownlinkTx, RadioFrame
 from gateway_agent.metrics import Counters
 from gateway_agent.sources import Source, source_type
@@ -39,6 +40,7 @@ from gateway_agent.sources.gwmp_wire import (
 )
 
 log = logging.getLogger(__name__)
+_new_frame = fast_constructor(RadioFrame)  # parse_rxpk hands out bytes: no re-check
 
 # Section 1 asks for a 65535-byte read buffer (up to 255 rxpk per PUSH_DATA): asyncio datagram
 # transports read with 256 KiB, so no datagram is ever truncated.
@@ -138,6 +140,7 @@ class GwmpSource:
         self.cfg = cfg
         self.name = cfg.name or f"gwmp:{host}:{port}"
         self.counters = counters
+        self._received_key = counters.key("frames_received", source=self.name)
         self._mono = mono
         self._wall = wall
         self._endpoints: list[_Endpoint] = []
@@ -261,6 +264,7 @@ class GwmpSource:
         if msg.stat is not None:
             gw.stat = parse_stat(msg.stat).as_dict()
             gw.stat_at = wall
+        emitted = 0
         for item in msg.rxpk:
             try:
                 records = parse_rxpk(item, msg.gateway_eui, mono, wall, self.name)
@@ -269,21 +273,23 @@ class GwmpSource:
                 continue
             gw.rx_ok += 1
             for rx, phy in records:
-                self._emit(RadioFrame(phy, rx))
+                emitted += self._emit(_new_frame(phy, rx))
+        if emitted:
+            self.frames += emitted
+            self.counters.add(self._received_key, emitted)
 
-    def _emit(self, frame: RadioFrame) -> None:
+    def _emit(self, frame: RadioFrame) -> int:
         out = self._out
         if out is None:
-            return
+            return 0
         try:
             out.put_nowait(frame)
         except asyncio.QueueFull:
             # A UDP reader never blocks (STYLE 6): the next datagram matters as much as this one.
             self.counters.inc("frames_dropped", reason="queue_full", source=self.name)
             self._limiter.warn("frames_dropped", reason="queue_full", source=self.name)
-            return
-        self.frames += 1
-        self.counters.inc("frames_received", source=self.name)
+            return 0
+        return 1
 
     def _on_pull(
         self,

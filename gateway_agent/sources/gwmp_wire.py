@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway_agent.errors import FrameError
+from gateway_agent.lorawan.frozen import fast_constructor
 from gateway_agent.lorawan.radio import DownlinkTx, RxInfo
 
 PUSH_DATA, PUSH_ACK, PULL_DATA, PULL_RESP, PULL_ACK, TX_ACK = range(6)
@@ -195,6 +196,8 @@ def decode_b64(s: Any) -> bytes:
         raise FrameError("data is not standard base64", reason="bad_base64") from exc
 
 
+# Values are validated above, so RxInfo.__post_init__ would only repeat the checks.
+_new_rx = fast_constructor(RxInfo)
 _DATR_CACHE: dict[str, tuple[int, int]] = {}  # the handful of valid LoRa datr strings seen
 
 
@@ -247,44 +250,51 @@ def parse_rxpk(
         raise FrameError(f"{len(phy)} bytes", reason="payload_too_short")
     codr = obj.get("codr")
     gw_time = obj.get("time")
-    base = dict(
-        gateway_id=gateway_eui,
-        rx_mono=rx_mono,
-        rx_wall=rx_wall,
-        freq_hz=round(freq * 1_000_000),
-        modulation=modu,
-        sf=sf,
-        bw_khz=bw,
-        bitrate=bitrate,
-        code_rate=codr[:8] if isinstance(codr, str) and modu == "LORA" else None,
-        rf_chain=_opt_int(obj.get("rfch")),
-        board=_opt_int(obj.get("brd")),
-        tmst=tmst,
-        gw_time=gw_time[:40] if isinstance(gw_time, str) else None,
-        tmms=_opt_int(obj.get("tmms")),
-        source=source,
+    # Positional RxInfo (field order of radio.py): this runs once per frame heard.
+    common = (
+        round(freq * 1_000_000),
+        modu,
+        sf,
+        bw,
+        bitrate,
+        codr[:8] if type(codr) is str and modu == "LORA" else None,
     )
+    rf_chain, board = _opt_int(obj.get("rfch")), _opt_int(obj.get("brd"))
+    tail = (tmst, gw_time[:40] if type(gw_time) is str else None, _opt_int(obj.get("tmms")), source)
     rsig = obj.get("rsig")
     if rsig is not None and not isinstance(rsig, list):
         raise FrameError("rsig is not an array", reason="bad_rxpk")
-    antennas = [a for a in rsig or () if isinstance(a, dict)]
+    antennas = [a for a in rsig if isinstance(a, dict)] if rsig else None
     if not antennas:
-        rx = RxInfo(
-            rssi_dbm=_opt_num(obj.get("rssi")),
-            snr_db=_opt_num(obj.get("lsnr")),
-            channel=_opt_int(obj.get("chan")),
-            **base,
+        rx = _new_rx(
+            gateway_eui,
+            rx_mono,
+            rx_wall,
+            *common,
+            _opt_num(obj.get("rssi")),
+            _opt_num(obj.get("lsnr")),
+            _opt_int(obj.get("chan")),
+            rf_chain,
+            board,
+            None,
+            *tail,
         )
         return [(rx, phy)]
     out = []
     for a in antennas:
         chan = _opt_int(a.get("chan"))
-        rx = RxInfo(
-            rssi_dbm=_opt_num(a.get("rssic", obj.get("rssi"))),
-            snr_db=_opt_num(a.get("lsnr", obj.get("lsnr"))),
-            channel=chan if chan is not None else _opt_int(obj.get("chan")),
-            antenna=_opt_int(a.get("ant")),
-            **base,
+        rx = _new_rx(
+            gateway_eui,
+            rx_mono,
+            rx_wall,
+            *common,
+            _opt_num(a.get("rssic", obj.get("rssi"))),
+            _opt_num(a.get("lsnr", obj.get("lsnr"))),
+            chan if chan is not None else _opt_int(obj.get("chan")),
+            rf_chain,
+            board,
+            _opt_int(a.get("ant")),
+            *tail,
         )
         out.append((rx, phy))
     return out
