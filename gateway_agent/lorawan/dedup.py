@@ -5,9 +5,10 @@ Time is passed in (monotonic seconds, never decreasing). Memory is bounded by `m
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 
+from gateway_agent.lorawan.frozen import fast_constructor
 from gateway_agent.lorawan.radio import RadioFrame, RxInfo
 
 _NEG_INF = float("-inf")
@@ -29,6 +30,9 @@ class FrameGroup:
     first_seen: float
 
 
+_new_group = fast_constructor(FrameGroup)
+
+
 @dataclass(slots=True)
 class _Open:
     first_seen: float
@@ -46,6 +50,7 @@ class DedupWindow:
 
     __slots__ = (
         "_open",
+        "_order",
         "_ready",
         "_recent",
         "duplicates",
@@ -68,6 +73,9 @@ class DedupWindow:
         self.max_groups = max_groups
         self.late_memory_s = late_memory_s
         self._open: dict[bytes, _Open] = {}
+        # Arrival order of open groups. Not `next(iter(self._open))`: after many deletions from
+        # the front of a dict, finding its first live entry walks the dead slots (O(n) each).
+        self._order: deque[tuple[bytes, _Open]] = deque()
         self._ready: list[FrameGroup] = []
         self._recent: OrderedDict[bytes, float] = OrderedDict()  # payload -> forget-after time
         self.duplicates = 0  # copies folded into an open group
@@ -93,20 +101,24 @@ class DedupWindow:
             self.last_add_late = True
             return False
         if len(self._open) >= self.max_groups:
-            oldest = next(iter(self._open))
-            self._ready.append(self._release(oldest, self._open.pop(oldest), now))
+            oldest, group = self._order.popleft()
+            del self._open[oldest]
+            self._ready.append(self._release(oldest, group, now))
             self.evicted_early += 1
-        self._open[phy] = _Open(now, [frame.rx])
+        group = self._open[phy] = _Open(now, [frame.rx])
+        self._order.append((phy, group))
         return True
 
     def pop_due(self, now: float) -> list[FrameGroup]:
         """Release every group whose window has closed, oldest first."""
         out, self._ready = self._ready, []
         # Groups are in arrival order and `now` never goes back: stop at the first open one.
-        while self._open:
-            phy, group = next(iter(self._open.items()))
-            if group.first_seen + self.window_s > now:
+        order, window = self._order, self.window_s
+        while order:
+            phy, group = order[0]
+            if group.first_seen + window > now:
                 break
+            order.popleft()
             del self._open[phy]
             out.append(self._release(phy, group, now))
         self._forget(now)
@@ -116,16 +128,18 @@ class DedupWindow:
         """When `pop_due` next has something to return (None: nothing pending)."""
         if self._ready:
             return self._ready[0].first_seen
-        if not self._open:
+        if not self._order:
             return None
-        return next(iter(self._open.values())).first_seen + self.window_s
+        return self._order[0][1].first_seen + self.window_s
 
     def _release(self, phy: bytes, group: _Open, now: float) -> FrameGroup:
         self._recent[phy] = now + self.late_memory_s
         self._recent.move_to_end(phy)
         while len(self._recent) > self.max_groups:
             self._recent.popitem(last=False)
-        return FrameGroup(phy, tuple(sorted(group.rx, key=signal_key)), group.first_seen)
+        rx = group.rx
+        best_first = tuple(sorted(rx, key=signal_key)) if len(rx) > 1 else (rx[0],)
+        return _new_group(phy, best_first, group.first_seen)
 
     def _forget(self, now: float) -> None:
         recent = self._recent

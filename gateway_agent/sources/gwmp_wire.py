@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from gateway_agent.errors import FrameError
 from gateway_agent.lorawan.frozen import fast_constructor
 from gateway_agent.lorawan.radio import DownlinkTx, RxInfo
@@ -115,9 +117,14 @@ def _json_constant(name: str) -> Any:
 
 def _load_object(body: bytes) -> dict[str, Any]:
     try:
-        obj = json.loads(body.decode("utf-8"), parse_constant=_json_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise FrameError(str(exc)[:80], reason="bad_json") from exc
+        obj = orjson.loads(body)  # ~3x the stdlib; rejects NaN/Infinity and bad UTF-8 too
+    except orjson.JSONDecodeError:
+        # What orjson refuses but JSON allows (integers beyond 64 bits in a vendor field) must
+        # not cost the datagram's uplinks: the stdlib decides, on this rare path only.
+        try:
+            obj = json.loads(body.decode("utf-8"), parse_constant=_json_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise FrameError(str(exc)[:80], reason="bad_json") from exc
     if not isinstance(obj, dict):
         raise FrameError("JSON body is not an object", reason="bad_json")
     return obj
