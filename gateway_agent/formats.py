@@ -6,10 +6,11 @@ encodes them for the wire (JSON as stored, or CBOR single/batched). camelCase li
 
 from __future__ import annotations
 
-import base64
-import calendar
 import binascii
+import calendar
+import datetime
 import json
+import struct
 import time
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -172,48 +173,362 @@ _ENCODER = json.JSONEncoder(
 
 
 # --------------------------------------------------------------------------- wire encodings
+# CBOR (docs/store-and-forward.md "CBOR"): the JSON structures with integer map keys from
+# LABELS (as SenML and COSE label their CBOR forms), binary and hex fields as byte strings,
+# times as tag 1 epoch seconds, floats in their shortest exact width, and string references
+# (tags 256/25) for repeated text. Keys inside codec-defined maps (object, measurements, flags,
+# extras) stay text: an integer key is always a label, since JSON has only text keys. Two fields
+# that repeat others of the same reading are left out and restored by the decoder: `id` when it
+# is `{gatewayId}:{devEui}:{fCnt}` (DESIGN.md invariant 2), `deviceInfo.devEui` when = `devEui`.
+# The encoder below writes CBOR itself: cbor2 plus a Python pass over each message cost ~50 us
+# a reading; this is one pass over the parsed JSON with per-field handlers.
+
+LABELS: dict[str, int] = {
+    name: i
+    for i, name in enumerate(
+        [
+            *("id", "gatewayId", "time", "timeValid", "deviceInfo", "devEui", "deviceName"),
+            *("tags", "devAddr", "fCnt", "fPort", "confirmed", "data", "object"),
+            *("measurements", "rxInfo", "txInfo", "rssi", "snr", "channel", "rfChain"),
+            *("antenna", "board", "context", "gwTime", "crcStatus", "frequency", "modulation"),
+            *("lora", "fsk", "bandwidth", "spreadingFactor", "codeRate", "datarate", "flags"),
+            *("extras", "codec", "decodeError", "rule", "state", "severity", "measurement"),
+            *("value", "message", "event"),
+        ],
+        start=1,
+    )
+}  # a wire contract: append only, never renumber
+NAMES: dict[int, str] = {i: n for n, i in LABELS.items()}
+_OPAQUE = frozenset(("object", "measurements", "flags", "extras"))  # codec-defined: keys stay text
+_b64decode = binascii.a2b_base64
+_pack = struct.pack
+_unpack = struct.unpack
 
 
-def _cbor_ready(obj: dict[str, Any]) -> dict[str, Any]:
-    """CBOR carries binary as byte strings: `data` (base64 in JSON) and each `rxInfo.context`."""
-    out = dict(obj)
-    if isinstance(out.get("data"), str):
+def _head(major: int, n: int) -> bytes:
+    m = major << 5
+    if n < 24:
+        return bytes((m | n,))
+    if n < 0x100:
+        return bytes((m | 24, n))
+    if n < 0x10000:
+        return _pack(">BH", m | 25, n)
+    if n < 0x100000000:
+        return _pack(">BI", m | 26, n)
+    return _pack(">BQ", m | 27, n)
+
+
+_LABEL_BYTES = {name: _head(0, i) for name, i in LABELS.items()}
+_SMALL_INTS = {i: _head(0, i) if i >= 0 else _head(1, -1 - i) for i in range(-1024, 4096)}
+_FLOATS: dict[float, bytes] = {}  # readings repeat values (21.5): cache their encoding
+_SECOND_EPOCH: dict[str, int] = {}  # "YYYY-mm-ddTHH:MM:SS" -> epoch seconds
+_HEX: dict[str, bytes | None] = {}  # lowercase hex -> bytes (EUIs and addresses repeat)
+
+
+def _float(x: float) -> bytes:
+    b = _FLOATS.get(x)
+    if b is not None and x != 0:  # 0.0 == -0.0: the sign must survive
+        return b
+    if x != x or x in (float("inf"), float("-inf")):
+        b = _pack(">Bd", 0xFB, x)
+    else:
         try:
-            out["data"] = base64.b64decode(out["data"])
-        except ValueError:
-            pass
-    rx = out.get("rxInfo")
-    if isinstance(rx, list):
-        out["rxInfo"] = [_rx_ready(x) for x in rx]
-    return out
+            h = _pack(">e", x)
+            b = b"\xf9" + h if _unpack(">e", h)[0] == x else b""
+        except OverflowError:
+            b = b""
+        if not b:
+            try:
+                f = _pack(">f", x)
+                b = b"\xfa" + f if _unpack(">f", f)[0] == x else b""
+            except OverflowError:
+                b = b""
+        if not b:
+            b = _pack(">Bd", 0xFB, x)
+    if len(_FLOATS) >= 4096:
+        _FLOATS.clear()
+    _FLOATS[x] = b
+    return b
 
 
-def _rx_ready(rx: Any) -> Any:
-    if isinstance(rx, dict) and isinstance(rx.get("context"), str):
-        rx = dict(rx)
+def _epoch(s: str) -> float | None:
+    """`YYYY-mm-ddTHH:MM:SS.ffffffZ` (iso_time) -> epoch seconds, exact to the microsecond as a
+    float64; None for any other text (sent as it is)."""
+    if len(s) != 27 or s[19] != "." or s[26] != "Z" or not s[20:26].isdigit():
+        return None
+    head = s[:19]
+    sec = _SECOND_EPOCH.get(head)
+    if sec is None:
         try:
-            rx["context"] = base64.b64decode(rx["context"])
+            sec = calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S"))
         except ValueError:
-            pass
-    return rx
+            return None
+        if len(_SECOND_EPOCH) >= 256:
+            _SECOND_EPOCH.clear()
+        _SECOND_EPOCH[head] = sec
+    return sec + int(s[20:26]) / 1_000_000
+
+
+def _hex(s: str) -> bytes | None:
+    """Lowercase hex -> bytes; None when the text would not come back identical."""
+    if s in _HEX:
+        return _HEX[s]
+    b: bytes | None = None
+    if 0 < len(s) <= 64:
+        try:
+            b = bytes.fromhex(s)
+        except ValueError:
+            b = None
+        if b is not None and b.hex() != s:
+            b = None
+    if len(_HEX) >= 4096:
+        _HEX.clear()
+    _HEX[s] = b
+    return b
+
+
+def _unb64(s: str) -> bytes | None:
+    try:
+        b = _b64decode(s)
+    except (binascii.Error, ValueError):
+        return None
+    return b if binascii.b2a_base64(b, newline=False).decode() == s else None
+
+
+class _Writer:
+    """One CBOR message under a string-reference namespace (tag 256): each text or byte string
+    long enough to gain is sent once and referenced (tag 25) after."""
+
+    __slots__ = ("eui", "parts", "refs", "seen")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = [b"\xd9\x01\x00"]
+        self.refs: dict[str | bytes, bytes] = {}
+        self.eui: str | None = None  # the current reading's devEui (deviceInfo repeats it)
+        self.seen: dict[Any, bytes] = {}  # memo()
+
+    def string(self, s: str | bytes) -> None:
+        refs = self.refs
+        ref = refs.get(s)
+        if ref is not None:
+            self.parts.append(ref)
+            return
+        raw = s.encode() if type(s) is str else s
+        n = len(refs)
+        # The namespace takes a string only if it is at least as long as a reference to it.
+        if len(raw) >= (3 if n < 24 else 4 if n < 256 else 5 if n < 65536 else 7):
+            refs[s] = b"\xd8\x19" + _head(0, n)
+        self.parts.append(_head(3 if type(s) is str else 2, len(raw)) + raw)
+
+    def value(self, v: Any) -> None:
+        t = type(v)
+        if t is str:
+            self.string(v)
+        elif t is bool:
+            self.parts.append(b"\xf5" if v else b"\xf4")
+        elif t is int:
+            b = _SMALL_INTS.get(v)
+            if b is None:
+                if -(2**64) <= v < 2**64:
+                    b = _head(0, v) if v >= 0 else _head(1, -1 - v)
+                else:  # bignum, tags 2/3 (the stdlib JSON path carries any integer)
+                    n = v if v >= 0 else -1 - v
+                    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+                    b = (b"\xc2" if v >= 0 else b"\xc3") + _head(2, len(raw)) + raw
+            self.parts.append(b)
+        elif t is float:
+            self.parts.append(_float(v))
+        elif v is None:
+            self.parts.append(b"\xf6")
+        elif t is dict:
+            self.parts.append(_head(5, len(v)))
+            for k, x in v.items():
+                self.string(k)
+                self.value(x)
+        elif t is list:
+            self.parts.append(_head(4, len(v)))
+            for x in v:
+                self.value(x)
+        else:
+            raise ValueError(f"not a JSON value: {t.__name__}")
+
+    def labelled(self, m: dict[str, Any], skip: str | None = None) -> None:
+        """A schema map: known keys as labels, each value through its field's handler."""
+        parts = self.parts
+        parts.append(_head(5, len(m) - (skip is not None)))
+        for k, v in m.items():
+            spec = _SCHEMA.get(k)
+            if spec is None:
+                self.string(k)
+                self.value(v)
+                continue
+            if k == skip:
+                continue
+            parts.append(spec[0])
+            field = spec[1]
+            if field is not None:
+                field(self, v)
+            elif type(v) is int and v in _SMALL_INTS:
+                parts.append(_SMALL_INTS[v])
+            else:
+                self.value(v)
+
+    def memo(self, key: Any, v: Any, render: Any) -> None:
+        """A map that repeats within the message (deviceInfo, txInfo): its bytes are reused from
+        its second rendering on, when all its strings are references (stable from then)."""
+        hit = self.seen.get(key)
+        if hit is None or hit is _ONCE:
+            start = len(self.parts)
+            render(self, v)
+            self.seen[key] = _ONCE if hit is None else b"".join(self.parts[start:])
+        else:
+            self.parts.append(hit)
+
+    def message(self, m: dict[str, Any]) -> None:
+        skip: str | None = None
+        eui = m.get("devEui")
+        self.eui = eui if type(eui) is str else None
+        if type(eui) is str and m.get("id") == f"{m.get('gatewayId')}:{eui}:{m.get('fCnt')}":
+            skip = "id"
+        self.labelled(m, skip)
+
+
+def _time_field(w: _Writer, v: Any) -> None:
+    t = _epoch(v) if type(v) is str else None
+    if t is None:
+        w.value(v)
+    else:
+        w.parts.append(_pack(">BBd", 0xC1, 0xFB, t))
+
+
+def _hex_field(w: _Writer, v: Any) -> None:
+    b = _hex(v) if type(v) is str else None
+    w.value(v) if b is None else w.string(b)
+
+
+def _b64_field(w: _Writer, v: Any) -> None:
+    b = _unb64(v) if type(v) is str else None
+    w.value(v) if b is None else w.string(b)
+
+
+def _map_field(w: _Writer, v: Any) -> None:
+    w.labelled(v) if type(v) is dict else w.value(v)
+
+
+def _device_info(w: _Writer, v: Any) -> None:
+    if type(v) is not dict:
+        w.value(v)
+        return
+    skip = "devEui" if w.eui is not None and v.get("devEui") == w.eui else None
+    w.memo((skip, orjson.dumps(v)), v, lambda w_, v_: w_.labelled(v_, skip))
+
+
+def _tx_field(w: _Writer, v: Any) -> None:
+    if type(v) is not dict:
+        w.value(v)
+        return
+    w.memo(orjson.dumps(v), v, _Writer.labelled)
+
+
+def _rx_field(w: _Writer, v: Any) -> None:
+    if type(v) is not list:
+        w.value(v)
+        return
+    w.parts.append(_head(4, len(v)))
+    for x in v:
+        _map_field(w, x)
+
+
+def _opaque(w: _Writer, v: Any) -> None:
+    w.value(v)
+
+
+_ONCE = b""
+_FIELDS: dict[str, Any] = {
+    "time": _time_field,
+    "data": _b64_field,
+    "context": _b64_field,
+    "devEui": _hex_field,
+    "devAddr": _hex_field,
+    "gatewayId": _hex_field,
+    "deviceInfo": _device_info,
+    "rxInfo": _rx_field,
+    "txInfo": _tx_field,
+    **{k: _map_field for k in ("modulation", "lora", "fsk")},
+    **{k: _opaque for k in _OPAQUE},
+}
+_SCHEMA: dict[str, tuple[bytes, Any]] = {k: (b, _FIELDS.get(k)) for k, b in _LABEL_BYTES.items()}
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # what orjson refuses (integers beyond 64 bits)
+        return json.loads(text)
 
 
 def encode_single(body_json: str, fmt: str) -> bytes:
     if fmt == "json":
         return body_json.encode()
-    return bytes(cbor2.dumps(_cbor_ready(json.loads(body_json)), string_referencing=True))
+    w = _Writer()
+    m = _loads(body_json)
+    w.message(m) if type(m) is dict else w.value(m)
+    return b"".join(w.parts)
 
 
 def encode_batch(bodies: Sequence[str]) -> bytes:
-    """A CBOR array of reading objects: one message for many readings (metered backhaul).
+    """A CBOR array of readings: one message for many readings (metered backhaul); repeated
+    text (codec keys, names, EUIs) goes once per message."""
+    msgs = _loads("[" + ",".join(bodies) + "]")
+    w = _Writer()
+    w.parts.append(_head(4, len(msgs)))
+    for m in msgs:
+        w.message(m) if type(m) is dict else w.value(m)
+    return b"".join(w.parts)
 
-    String references (RFC 8949 registered tags 256/25, decoded transparently by cbor2 and other
-    full decoders) send each repeated key and value once per message: half the bytes."""
-    return bytes(cbor2.dumps([_cbor_ready(json.loads(b)) for b in bodies], string_referencing=True))
+
+def _iso(d: datetime.datetime) -> str:
+    return d.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _named(v: Any, name: str = "") -> Any:
+    t = type(v)
+    if t is dict:
+        out = {}
+        for k, x in v.items():
+            key = NAMES.get(k, str(k)) if type(k) is int else k
+            out[key] = x if key in _OPAQUE else _named(x, key)
+        return out
+    if t is list:
+        return [_named(x, name) for x in v]
+    if t is bytes:
+        return binascii.b2a_base64(v, newline=False).decode() if name in _BASE64 else v.hex()
+    if isinstance(v, datetime.datetime):
+        return _iso(v)
+    return v
+
+
+_BASE64 = frozenset(("data", "context"))
+
+
+def json_form(m: Any) -> Any:
+    """A decoded CBOR message (or batch) back in the JSON structure `format = "json"` sends."""
+    if type(m) is list:
+        return [json_form(x) for x in m]
+    out = _named(m)
+    if type(out) is dict:
+        eui = out.get("devEui")
+        info = out.get("deviceInfo")
+        if type(eui) is str and type(info) is dict and "devEui" not in info:
+            out["deviceInfo"] = {"devEui": eui, **info}
+        if type(eui) is str and "id" not in out and "fCnt" in out:
+            out = {"id": f"{out.get('gatewayId')}:{eui}:{out['fCnt']}", **out}
+    return out
 
 
 def decode_payload(payload: bytes, fmt: str) -> Any:
-    """For consumers and tests: the inverse of encode_single / encode_batch."""
+    """For consumers and tests: the inverse of encode_single / encode_batch, as the JSON
+    structure (binary as base64 or hex text, times as RFC 3339) whichever the format."""
     if fmt == "json":
         return json.loads(payload)
-    return cbor2.loads(payload)
+    return json_form(cbor2.loads(payload))

@@ -7,16 +7,19 @@ QoS 1 publishes (aiomqtt's `publish` returns on PUBACK). Alerts and events go be
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 
 from gateway_agent.config import UpstreamConfig
 from gateway_agent.errors import StoreError, UpstreamError
@@ -40,6 +43,123 @@ def _raise_if_lost(client: aiomqtt.Client) -> None:
     if isinstance(fut, asyncio.Future) and fut.done():
         exc = None if fut.cancelled() else fut.exception()  # retrieved: no "never retrieved" noise
         raise aiomqtt.MqttError(f"connection lost: {exc}" if exc else "connection lost")
+
+
+_Msg = tuple[list[int], str, bytes]  # (outbox seqs, topic, payload)
+
+
+class _Nudge:
+    """A wake-up flag for one waiting coroutine without a task per wait (unlike wait_for)."""
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self, *_: Any) -> None:
+        self._flag = True
+        if self._waiter is not None:
+            _resolve(self._waiter)
+
+    def clear(self) -> None:
+        self._flag = False
+
+    async def wait(self, timeout_s: float) -> None:
+        if self._flag:
+            self._flag = False
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = w = loop.create_future()
+        timer = loop.call_later(timeout_s, _resolve, w)
+        try:
+            await w
+        finally:
+            timer.cancel()
+            self._waiter = None
+            self._flag = False
+
+
+def _resolve(w: asyncio.Future[None]) -> None:
+    if not w.done():
+        w.set_result(None)
+
+
+class _Window:
+    """QoS 1 publishes straight through aiomqtt's paho client, PUBACKs tracked by paho's
+    `on_publish` callback: no future, event or task per message (aiomqtt's per-publish plumbing
+    cost more than paho itself). aiomqtt still owns the connection and its own publishes."""
+
+    def __init__(self, client: aiomqtt.Client, size: int, timeout_s: float = 30.0) -> None:
+        self.client = client
+        self.paho = client._client
+        self.size = size
+        self.timeout_s = timeout_s
+        self.pending: dict[int, tuple[list[int], float]] = {}  # mid -> (outbox seqs, sent at)
+        self.acked: list[int] = []  # seqs whose PUBACK arrived, not yet deleted
+        self.rejected: list[str] = []  # MQTT 5 PUBACK reason codes >= 0x80 (still a PUBACK)
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
+        self._waiters: list[asyncio.Future[None]] = []  # the sender and the pump
+        self._prev = self.paho.on_publish
+        self.paho.on_publish = self._on_publish
+        lost = getattr(client, "_disconnected", None)
+        self._lost = lost if isinstance(lost, asyncio.Future) else None
+        if self._lost is not None:
+            self._lost.add_done_callback(self._wake)
+
+    def _on_publish(self, c: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
+        if threading.get_ident() != self._thread:  # paho runs in the loop thread under aiomqtt
+            self._loop.call_soon_threadsafe(self._on_publish, c, userdata, mid, rc, props)
+            return
+        entry = self.pending.pop(mid, None)
+        if entry is None:  # one of aiomqtt's own publishes (status)
+            if self._prev is not None:
+                self._prev(c, userdata, mid, rc, props)
+            return
+        if getattr(rc, "is_failure", False):
+            self.rejected.append(str(rc))
+        self.acked.extend(entry[0])
+        self._wake()
+
+    def _wake(self, *_: Any) -> None:
+        for w in self._waiters:
+            _resolve(w)
+
+    def full(self) -> bool:
+        return len(self.pending) >= self.size
+
+    def publish(self, seqs: list[int], topic: str, payload: bytes) -> None:
+        info = self.paho.publish(topic, payload, 1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            _raise_if_lost(self.client)
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        self.pending[info.mid] = (seqs, time.monotonic())
+
+    def check(self) -> None:
+        """Raise if the link dropped or the oldest publish waits for its PUBACK too long."""
+        _raise_if_lost(self.client)
+        if self.pending:
+            sent = next(iter(self.pending.values()))[1]
+            if time.monotonic() - sent > self.timeout_s:
+                raise aiomqtt.MqttError("Operation timed out")
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until a PUBACK arrives, the link drops or `timeout_s` passes; then `check()`."""
+        w: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.append(w)
+        timer = self._loop.call_later(timeout_s, _resolve, w)
+        try:
+            await w
+        finally:
+            timer.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(w)
+        self.check()
+
+    def close(self) -> None:
+        self.paho.on_publish = self._prev
+        if self._lost is not None:
+            self._lost.remove_done_callback(self._wake)
+        self._wake()
 
 
 def _first_leaf(eg: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -334,37 +454,25 @@ class Forwarder:
         )
 
     async def _drain(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        """Publish outbox rows with up to `inflight` awaiting PUBACK. Alerts and events are
-        fetched every round and overtake readings; readings go by seq (= FCnt order per device)
-        from a cursor, so a deep backlog costs one indexed range read per round."""
+        """Publish outbox rows with up to `inflight` awaiting PUBACK. A sender task keeps the
+        window full from two lanes (alerts/events first, then readings) while this loop reads
+        the outbox, encodes and deletes acked rows, so store calls never leave the window idle.
+        Readings go by seq (= FCnt order per device) from a cursor: one indexed range read per
+        round; alerts and events are fetched every round and overtake readings."""
         window = self.cfg.inflight
-        busy: set[int] = set()  # published on this connection and not yet deleted
-        inflight: set[int] = set()
-        acked: list[int] = []
-        failed: list[BaseException] = []
-        next_status = time.monotonic() + self.cfg.status_interval_s
-        slots = asyncio.Semaphore(window)
-        tasks: set[asyncio.Task[None]] = set()
-        cursor = (PRIO_READING, 0)  # last reading dispatched on this connection
-        last_delete = time.monotonic()
+        win = _Window(client, window)
+        acked = win.acked
+        busy: set[int] = set()  # queued or published on this connection and not yet deleted
         waiting: list[int] = []  # acked, delete deferred to the next commit: still busy
-
-        async def publish(seqs: list[int], topic: str, payload: bytes) -> None:
-            try:
-                await client.publish(topic, payload, qos=1, timeout=30)
-                if seqs:
-                    acked.extend(seqs)
-                    self.published += len(seqs)
-                    self.counters.inc("upstream_published", len(seqs))
-            except Exception as e:  # surfaced by the loop below as a plain exception
-                failed.append(e)
-            finally:
-                inflight.difference_update(seqs)
-                slots.release()
+        urgent_lane: collections.deque[_Msg] = collections.deque()
+        reading_lane: collections.deque[_Msg] = collections.deque()
+        chunk = max(window * 8, 512)
+        next_status = time.monotonic() + self.cfg.status_interval_s
+        tasks: set[asyncio.Task[None]] = set()
+        nudge = _Nudge()  # sender -> pump: the reading lane runs low
+        feed = _Nudge()  # pump -> sender: something was queued
 
         async def delete_acked() -> None:
-            nonlocal last_delete
-            last_delete = time.monotonic()
             if acked:
                 done = list(acked)
                 try:
@@ -375,89 +483,127 @@ class Forwarder:
                     self._limit.warn("outbox_delete_failed", reason=e.reason, rows=len(done))
                     return
                 del acked[: len(done)]
+                self._count_published(len(done))
                 waiting.extend(done)
             if waiting and not self.store.deferred_deletes():
                 busy.difference_update(waiting)  # gone from the table: never fetched again
                 waiting.clear()
 
-        async def send(tg: asyncio.TaskGroup, msgs: list[tuple[list[int], str, bytes]]) -> None:
-            for seqs, topic, payload in msgs:
-                await slots.acquire()
-                if failed:
-                    slots.release()
-                    raise failed[0]
-                await self._limiter.acquire()
-                inflight.update(seqs)
-                busy.update(seqs)
-                tasks.add(tg.create_task(publish(seqs, topic, payload), name="publish"))
+        async def sender() -> None:
+            limited = self._limiter.rate > 0
+            while True:
+                if urgent_lane:
+                    msg = urgent_lane.popleft()
+                elif reading_lane:
+                    msg = reading_lane.popleft()
+                    if len(reading_lane) == chunk // 4:
+                        nudge.set()
+                else:
+                    nudge.set()
+                    await feed.wait(1.0)
+                    continue
+                while win.full():
+                    await win.wait(1.0)
+                if limited:
+                    await self._limiter.acquire()
+                win.publish(*msg)
 
-        async def pump() -> None:
-            nonlocal tasks, cursor, next_status
+        def queue(lane: collections.deque[_Msg], msgs: list[_Msg]) -> None:
+            for m in msgs:
+                busy.update(m[0])
+            lane.extend(msgs)
+            feed.set()
+
+        async def pump(send_task: asyncio.Task[None]) -> None:
+            nonlocal next_status
             last_flush = time.monotonic()
-            async with asyncio.TaskGroup() as tg:
-                while True:
-                    if failed:
-                        raise failed[0]
-                    tasks = {t for t in tasks if not t.done()}
-                    # Deletes are write transactions (an fsync each under FULL): group them.
-                    if acked:
-                        await delete_acked()
-                    if stop.is_set():
-                        break
-                    while not self._live.empty():
-                        suffix, body = self._live.get_nowait()
-                        await send(
-                            tg, [([], self.topic(suffix), encode_single(body, self.cfg.format))]
-                        )
-                    if time.monotonic() >= next_status:
-                        next_status = time.monotonic() + self.cfg.status_interval_s
-                        tasks.add(tg.create_task(self._publish_status(client), name="status"))
-                    urgent: list[OutboxRow] = await self.store_call(
-                        self.store.outbox_fetch_urgent, 64 + len(busy)
-                    )
-                    urgent = [r for r in urgent if r.seq not in busy]
-                    if urgent:
-                        await send(tg, self._messages(urgent))
-                    rows: list[OutboxRow] = await self.store_call(
-                        self.store.outbox_fetch, max(window * 8, 512), cursor
-                    )
-                    if rows:
-                        cursor = (PRIO_READING, rows[-1].seq)
-                        await send(tg, self._messages(rows))
-                        continue
-                    if urgent:
-                        continue
-                    self.wake.clear()
-                    if time.monotonic() - last_flush > DELETE_EVERY_S:
-                        last_flush = time.monotonic()
-                        with contextlib.suppress(StoreError):
-                            await self.store_call(self.store.outbox_delete, [])
-                    if inflight or acked:
-                        await asyncio.sleep(0.005)
-                        continue
-                    try:
-                        await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-                    except TimeoutError:
-                        pass
-                    _raise_if_lost(client)  # idle: notice a dead link now, not at the next publish
-                # Stop: wait (bounded) for in-flight PUBACKs; unacked rows stay in the outbox.
-                deadline = time.monotonic() + 2.0
-                while inflight and time.monotonic() < deadline:  # noqa: ASYNC110
-                    await asyncio.sleep(0.01)
-                await delete_acked()
-                with contextlib.suppress(StoreError):
-                    await self.store_call(self.store.outbox_delete, [])
-                for t in tasks:
-                    t.cancel()
+            cursor = (PRIO_READING, 0)  # last reading queued on this connection
+            while True:
+                if send_task.done():
+                    send_task.result()  # the sender's error (link lost, timeout) ends the drain
+                    raise aiomqtt.MqttError("sender stopped")
+                win.check()
+                if win.rejected:  # MQTT 5: a PUBACK that says no still ends the publish
+                    self.counters.inc("upstream_rejected", len(win.rejected))
+                    self._limit.warn("upstream_rejected", key="rejected", reason=win.rejected[-1])
+                    win.rejected.clear()
+                tasks.difference_update([t for t in tasks if t.done()])
+                # Deletes are write transactions (an fsync each under FULL): group them.
+                if acked:
+                    await delete_acked()
+                if stop.is_set():
+                    break
+                while not self._live.empty():
+                    suffix, body = self._live.get_nowait()
+                    fmt = self.cfg.format
+                    queue(urgent_lane, [([], self.topic(suffix), encode_single(body, fmt))])
+                if time.monotonic() >= next_status:
+                    next_status = time.monotonic() + self.cfg.status_interval_s
+                    tasks.add(asyncio.create_task(self._publish_status(client), name="status"))
+                urgent: list[OutboxRow] = await self.store_call(
+                    self.store.outbox_fetch_urgent, 64 + len(busy)
+                )
+                urgent = [r for r in urgent if r.seq not in busy]
+                if urgent:
+                    queue(urgent_lane, self._messages(urgent))
+                if len(reading_lane) > chunk // 4:  # enough queued: wait for the sender
+                    nudge.clear()
+                    await nudge.wait(0.05)
+                    continue
+                rows: list[OutboxRow] = await self.store_call(
+                    self.store.outbox_fetch, chunk, cursor
+                )
+                if rows:
+                    cursor = (PRIO_READING, rows[-1].seq)
+                    queue(reading_lane, self._messages(rows))
+                    continue
+                if urgent:
+                    continue
+                self.wake.clear()
+                if time.monotonic() - last_flush > DELETE_EVERY_S:
+                    last_flush = time.monotonic()
+                    with contextlib.suppress(StoreError):
+                        await self.store_call(self.store.outbox_delete, [])
+                if win.pending or acked or reading_lane or urgent_lane:
+                    await win.wait(0.005)
+                    continue
+                try:
+                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+                _raise_if_lost(client)  # idle: notice a dead link now, not at the next publish
+            # Stop: nothing new goes out; wait (bounded) for in-flight PUBACKs; unacked rows
+            # stay in the outbox.
+            send_task.cancel()
+            deadline = time.monotonic() + 2.0
+            while win.pending and time.monotonic() < deadline:
+                await win.wait(0.01)
+            await delete_acked()
+            with contextlib.suppress(StoreError):
+                await self.store_call(self.store.outbox_delete, [])
 
+        send_task = asyncio.create_task(sender(), name="sender")
+        send_task.add_done_callback(nudge.set)
         try:
-            await pump()
+            await pump(send_task)
         finally:
+            send_task.cancel()
+            with contextlib.suppress(BaseException):
+                await send_task
+            for t in tasks:
+                t.cancel()
+            win.close()
             # Rows acked before the link died must not be resent: delete them whatever happened.
             if acked:
-                with contextlib.suppress(StoreError):  # else resent later: same ids
-                    await self.store_call(self.store.outbox_delete, list(acked))
+                done = list(acked)
                 acked.clear()
+                with contextlib.suppress(StoreError):  # else resent later: same ids
+                    await self.store_call(self.store.outbox_delete, done)
+                self._count_published(len(done))
+
+    def _count_published(self, n: int) -> None:
+        self.published += n
+        self.counters.inc("upstream_published", n)
 
     async def _report_drops(self) -> None:
         """Drops recorded while the link was down go out as one `events` row, first thing."""
@@ -493,9 +639,9 @@ class Forwarder:
         except aiomqtt.MqttError as e:
             log_event(log, logging.DEBUG, "status_publish_failed", error=str(e))
 
-    def _messages(self, rows: list[OutboxRow]) -> list[tuple[list[int], str, bytes]]:
+    def _messages(self, rows: list[OutboxRow]) -> list[_Msg]:
         fmt = self.cfg.format
-        out: list[tuple[list[int], str, bytes]] = []
+        out: list[_Msg] = []
         batch: list[OutboxRow] = []
         batch_bytes = 0
 

@@ -34,18 +34,22 @@ PREFIX = "ga"
 
 
 def _bodies(n: int, devices: int = 50) -> list[tuple[Any, ...]]:
-    """Realistic outbox rows: LPP temperature/humidity readings built by the real formatter."""
+    """Realistic outbox rows: LPP temperature/humidity readings built by the real formatter.
+    Values, payloads, RF figures and times differ from reading to reading (the reading is
+    stamped after the dedup window, so its time is not the reception time)."""
     t0 = time.time()
     rows = []
     for i in range(n):
         eui = (0x70B3D57ED0000000 + i % devices).to_bytes(8, "big")
         fcnt = i // devices
+        temp10 = 150 + (i * 7) % 120  # 15.0 .. 26.9 C in LPP's 0.1 C steps
+        hum2 = 60 + (i * 3) % 80  # 30 .. 69.5 % in LPP's 0.5 % steps
         rx = RxInfo(
             gateway_id="b827ebfffe6c1a2b",
             rx_mono=0.0,
             rx_wall=t0 + i * 0.01,
             rssi_dbm=-70 - i % 30,
-            snr_db=8.5,
+            snr_db=(i % 40) / 4 - 2,
             freq_hz=868_100_000,
             sf=7,
             bw_khz=125,
@@ -60,13 +64,13 @@ def _bodies(n: int, devices: int = 50) -> list[tuple[Any, ...]]:
             dev_addr=bytes.fromhex("260b3c5a"),
             fcnt=fcnt,
             f_port=1,
-            payload=bytes([1, 0x67, 0, 215, 2, 0x68, 80]),
-            time=t0 + i * 0.01,
+            payload=bytes([1, 0x67, *temp10.to_bytes(2, "big"), 2, 0x68, hum2]),
+            time=t0 + i * 0.01 + 0.2 + (i % 7) / 1000,
             time_valid=True,
             confirmed=False,
             codec="cayenne-lpp",
-            measurements={"temperature_c": 21.5, "humidity_pct": 40.0},
-            object={"temperature_1": 21.5, "humidity_2": 40.0},
+            measurements={"temperature_c": temp10 / 10, "humidity_pct": hum2 / 2},
+            object={"temperature_1": temp10 / 10, "humidity_2": hum2 / 2},
             rx=(rx,),
         )
         body = dumps(uplink_message(r, GW, "room", ("school-017",)))
