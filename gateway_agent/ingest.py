@@ -91,6 +91,7 @@ class Ingest:
         self.refused = 0
         self.last_uplink: dict[bytes, float] = {}
         self._flush_lock = asyncio.Lock()
+        self._inflight: tuple[Batch, asyncio.Future[None]] | None = None
 
     # -- cache ---------------------------------------------------------------------------
 
@@ -175,7 +176,7 @@ class Ingest:
                 time.monotonic() - self.batch_started >= interval
                 or len(self.batch) >= self.cfg.store.commit_rows
             ):
-                await self.flush()
+                await self.flush(wait=False)
         # Stop: everything still in the dedup window is handled now, then the last batch.
         for group in self.dedup.pop_due(float("inf")):
             self._guard(self.handle_group, group)
@@ -441,14 +442,15 @@ class Ingest:
             self.counters.bad_input("unknown_device", kind="join")
             self.limiter.warn("join_rejected", reason="unknown_device", dev_eui=jr.dev_eui.hex())
             return
+        open_batches = self._open_batches()
         used = self.store.used_dev_nonces(dev.dev_eui) | {
-            n for e, n, _ in self.batch.dev_nonces if e == dev.dev_eui.hex()
+            n for b in open_batches for e, n, _ in b.dev_nonces if e == dev.dev_eui.hex()
         }
         row = self.store.device(dev.dev_eui)
         join_nonce = (
             (row[1]["join_nonce"] if row else 0)
             + 1
-            + sum(1 for s in self.batch.sessions if s[0] == dev.dev_eui.hex())
+            + sum(1 for b in open_batches for s in b.sessions if s[0] == dev.dev_eui.hex())
         )
         taken = set(self.sessions)
         dev_addr = lw_join.allocate_dev_addr(
@@ -563,38 +565,84 @@ class Ingest:
 
     # -- commit --------------------------------------------------------------------------
 
-    async def flush(self) -> None:
+    async def flush(self, wait: bool = True) -> None:
+        """Commit the open batch in one transaction (invariant 1).
+
+        With `wait=False` the run loop goes on filling the next batch while this one commits:
+        SQLite works in the store thread without the GIL. At most one commit is in flight, so a
+        batch that falls due first waits for the one before it."""
         async with self._flush_lock:
+            await self._settle()
             if not len(self.batch) and not self.batch.rule_state and not self.batch.fcnt_up:
                 self.batch_started = None
                 return
             batch, post = self.batch, self.post
             self.batch, self.post, self.batch_started = Batch(), PostCommit(), None
-            n = len(batch.readings)
+            self._inflight = (batch, asyncio.ensure_future(self._commit(batch, post)))
+        if wait:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        inflight = self._inflight
+        if inflight is not None:
             try:
-                await self.store_call(self.store.commit_batch, batch)
-            except (StoreError, DiskFullError) as e:
-                self.refused += n
-                self.counters.inc("readings_refused", n, reason=e.reason)
-                self.limiter.warn("commit_failed", reason=e.reason, readings=n, error=str(e))
-                # Nothing was accepted: forget the in-memory counter advances and joins.
-                await self.store_call(self.load)
-                live = self.live_publish
-                for a in post.alerts:  # alerts are still raised locally and go out live
-                    log_event(
-                        log, logging.ERROR, "alert_not_stored", rule=a.rule, dev_eui=a.dev_eui.hex()
+                await inflight[1]
+            finally:
+                self._inflight = None
+
+    def _open_batches(self) -> list[Batch]:
+        """The batch filling now and the one committing (joins must see both)."""
+        return [self.batch] if self._inflight is None else [self._inflight[0], self.batch]
+
+    async def _commit(self, batch: Batch, post: PostCommit) -> None:
+        n = len(batch.readings)
+        try:
+            await self.store_call(self.store.commit_batch, batch)
+        except (StoreError, DiskFullError) as e:
+            self.refused += n
+            self.counters.inc("readings_refused", n, reason=e.reason)
+            self.limiter.warn("commit_failed", reason=e.reason, readings=n, error=str(e))
+            # Nothing was accepted: forget the in-memory counter advances and joins of this
+            # batch, keeping those of the batch that filled meanwhile.
+            await self.store_call(self.load)
+            self._reapply(self.batch)
+            live = self.live_publish
+            for a in post.alerts:  # alerts are still raised locally and go out live
+                log_event(
+                    log, logging.ERROR, "alert_not_stored", rule=a.rule, dev_eui=a.dev_eui.hex()
+                )
+                if live is not None:
+                    eui = a.dev_eui.hex()
+                    live(f"devices/{eui}/alert", dumps(alert_message(a)))
+            return
+        self.accepted += n
+        self.counters.inc("readings_accepted", n)
+        self.on_commit()
+        for tx, _ in post.downlinks:
+            self._send(tx)
+        if self.run_actions is not None:
+            for a in post.alerts:
+                dev = self.devices.get(a.dev_eui)
+                if dev is not None:
+                    self.run_actions(a, dev)
+
+    def _reapply(self, b: Batch) -> None:
+        """After a reload from the store: the uncommitted joins and counters of `b` again."""
+        for eui_hex, addr_hex, nk, ak, _ in b.sessions:
+            dev = self.devices.get(bytes.fromhex(eui_hex))
+            if dev is not None:
+                self._set_session(
+                    DeviceSession(
+                        dev_eui=dev.dev_eui,
+                        dev_addr=bytes.fromhex(addr_hex),
+                        nwk_s_key=nk,
+                        app_s_key=ak,
+                        fcnt_up=None,
+                        fcnt_down=0,
                     )
-                    if live is not None:
-                        eui = a.dev_eui.hex()
-                        live(f"devices/{eui}/alert", dumps(alert_message(a)))
-                return
-            self.accepted += n
-            self.counters.inc("readings_accepted", n)
-            self.on_commit()
-            for tx, _ in post.downlinks:
-                self._send(tx)
-            if self.run_actions is not None:
-                for a in post.alerts:
-                    dev = self.devices.get(a.dev_eui)
-                    if dev is not None:
-                        self.run_actions(a, dev)
+                )
+        for eui_hex, fcnt in b.fcnt_up.items():
+            dev_eui = bytes.fromhex(eui_hex)
+            for s in self.sessions.get(self.addr_of.get(dev_eui, b""), []):
+                if s.dev_eui == dev_eui and (s.fcnt_up is None or s.fcnt_up < fcnt):
+                    self._set_session(s.with_fcnt_up(fcnt))
