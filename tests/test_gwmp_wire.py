@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -283,6 +284,33 @@ def test_base64_padding_optional_but_strict() -> None:
     for bad in ("QFo8_yaA", "QQ===", "Q", "QF o8", "QFo8CyaAKgABakhf79Lu/BvQKzc==="):
         with pytest.raises(FrameError):
             decode_b64(bad)
+
+
+def _rule_based_b64(s: str) -> bytes | None:
+    """The rules of pitfall 7 without the C fast path: alphabet, 0-2 '=', no 4k+1 length."""
+    if not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", s):
+        return None
+    core = s.rstrip("=")
+    if len(core) % 4 == 1:
+        return None
+    return base64.b64decode(core + "=" * (-len(core) % 4), validate=True)
+
+
+@settings(max_examples=400)
+@given(
+    st.text(
+        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ é",
+        max_size=24,
+    )
+    | st.binary(max_size=18).map(lambda b: base64.b64encode(b).decode())
+)
+def test_base64_fast_path_agrees_with_the_rules(s: str) -> None:
+    want = _rule_based_b64(s)
+    if want is None:
+        with pytest.raises(FrameError):
+            decode_b64(s)
+    else:
+        assert decode_b64(s) == want
 
 
 # ----------------------------------------------------------------------------- datagram checks
