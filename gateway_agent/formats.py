@@ -31,6 +31,17 @@ _SECONDS: dict[int, str] = {}  # whole second -> "YYYY-mm-ddTHH:MM:SS"
 def iso_time(t: float) -> str:
     """RFC 3339 UTC with microseconds and Z, as ChirpStack writes it (hot path: cached seconds;
     receive and processing times straddle a second boundary, so one entry is not enough)."""
+    if t == _LAST[0]:
+        return _LAST[1]  # a reading's time is its first reception's: asked twice in a row
+    _LAST[1] = s = _iso_time(t)
+    _LAST[0] = t
+    return s
+
+
+_LAST: list[Any] = [None, ""]
+
+
+def _iso_time(t: float) -> str:
     sec = int(t // 1)
     head = _SECONDS.get(sec)
     if head is None:
@@ -92,20 +103,38 @@ def _make_tx(rx: RxInfo) -> dict[str, Any]:
     }
 
 
+_DEVICES: dict[tuple[Any, ...], tuple[str, str, dict[str, Any]]] = {}
+
+
+def _device_parts(
+    dev_eui: bytes, dev_addr: bytes, name: str, tags: Sequence[str]
+) -> tuple[str, str, dict[str, Any]]:
+    """Hex EUI, hex DevAddr and the deviceInfo object (shared, read-only) of one device."""
+    key = (dev_eui, dev_addr, name, tuple(tags))
+    parts = _DEVICES.get(key)
+    if parts is None:
+        if len(_DEVICES) > 50_000:  # renamed devices, rejoined ones: rebuild, never grow
+            _DEVICES.clear()
+        eui = dev_eui.hex()
+        info = {"devEui": eui, "deviceName": name, "tags": list(tags)}
+        parts = _DEVICES[key] = (eui, dev_addr.hex(), info)
+    return parts
+
+
 def uplink_message(
     r: Reading, gateway_id: str, device_name: str = "", tags: Sequence[str] = ()
 ) -> dict[str, Any]:
     """The `devices/{dev_eui}/up` object of DESIGN.md. Nested parts may be shared, cached
     objects: encode the result, do not mutate it."""
-    eui = r.dev_eui.hex()
+    eui, addr, info = _device_parts(r.dev_eui, r.dev_addr, device_name, tags)
     msg: dict[str, Any] = {
         "id": r.id,
         "gatewayId": gateway_id,
         "time": iso_time(r.time),
         "timeValid": r.time_valid,
-        "deviceInfo": {"devEui": eui, "deviceName": device_name, "tags": list(tags)},
+        "deviceInfo": info,
         "devEui": eui,
-        "devAddr": r.dev_addr.hex(),
+        "devAddr": addr,
         "fCnt": r.fcnt,
         "fPort": r.f_port,
         "confirmed": r.confirmed,

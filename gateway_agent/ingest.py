@@ -237,7 +237,9 @@ class Ingest:
             self._ack(res.new_session, group, post=True, ack=res.confirmed)
 
     def build_reading(self, dev: Device, res: UplinkAccepted, rx: tuple[RxInfo, ...]) -> Reading:
-        now = time.time()
+        # When the radio heard it (the agent's clock at reception), not when a busy loop got to
+        # it: a backlog in the frame queue must not shift reading times.
+        now = min(x.rx_wall for x in rx) if rx else time.time()
         dec: decoders.Decoded | None = None
         err: str | None = None
         if res.f_port and dev.codec:
