@@ -94,17 +94,17 @@ def decode(
     Any failure (bad frame, codec bug, JS throw/timeout/OOM, bad settings) is a CodecError."""
     settings = _EMPTY if settings is None else settings
     try:
-        entry = get_codec(codec_id)
-        if isinstance(f_port, bool) or not isinstance(f_port, int) or not 0 <= f_port <= 255:
+        entry = CODECS.get(codec_id) or get_codec(codec_id)
+        if type(f_port) is not int or not 0 <= f_port <= 255:
             raise CodecError(f"fPort {f_port!r} out of range", reason="codec_fport")
-        if not isinstance(payload, bytes | bytearray):
+        if type(payload) is not bytes and not isinstance(payload, bytes | bytearray):
             raise CodecError("payload must be bytes", reason="codec_payload")
         if _CHECKED.get(id(settings)) is not settings:
             check_settings(settings)
             if len(_CHECKED) > 100_000:
                 _CHECKED.clear()
             _CHECKED[id(settings)] = settings  # keeps it alive, so the id stays its own
-        result = entry(f_port, payload if type(payload) is bytes else bytes(payload), settings)
+        result = entry.fn(f_port, payload if type(payload) is bytes else bytes(payload), settings)
         if not isinstance(result, Decoded):
             raise CodecError(
                 f"codec returned {type(result).__name__}, not Decoded", reason="codec_result"

@@ -112,8 +112,9 @@ class Decoded:
         obj: dict[str, Any],
         history: tuple[Mapping[str, Any], ...] = (),
     ) -> Decoded:
-        """The hot-path constructor for `Draft.build` and `replace_values`: the names are
-        normalized by construction, so only the values are checked (same errors as __init__)."""
+        """The hot-path constructor for `Draft.build`, which hands over dicts nobody else holds:
+        names are normalized by construction, so only the values are checked (same errors as
+        __init__), and flat dicts are wrapped, not copied."""
         for name, value in measurements.items():
             t = type(value)
             if (t is not float and t is not int) or not math.isfinite(value):
@@ -122,9 +123,9 @@ class Decoded:
             if type(flag) is not bool and not isinstance(flag, str):
                 raise ValueError(f"flag {name} must be bool or str")
         self = object.__new__(cls)
-        _SET_MEASUREMENTS(self, MappingProxyType(dict(measurements)))
+        _SET_MEASUREMENTS(self, MappingProxyType(measurements))  # the caller's own dicts
         _SET_EXTRAS(self, _freeze_owned(extras))
-        _SET_FLAGS(self, MappingProxyType(dict(flags)))
+        _SET_FLAGS(self, MappingProxyType(flags))
         _SET_WARNINGS(self, warnings)
         _SET_OBJECT(self, _freeze_owned(obj))
         _SET_HISTORY(self, tuple(freeze(h) for h in history) if history else ())

@@ -156,18 +156,15 @@ class Ingest:
             if stop.is_set() and frames.empty():
                 break
             try:
-                fr = (
-                    await asyncio.wait_for(frames.get(), timeout=timeout)
-                    if timeout > 0
-                    else frames.get_nowait()
-                )
-                self._add_frame(fr)
+                if frames.empty() and timeout > 0:
+                    self._add_frame(await asyncio.wait_for(frames.get(), timeout=timeout))
+                else:
+                    # Busy: no timer task per round (wait_for makes one), just let the
+                    # sources run once, then take what they queued.
+                    await asyncio.sleep(0)
                 # Drain what is already queued without yielding per frame.
                 for _ in range(2000):
-                    try:
-                        self._add_frame(frames.get_nowait())
-                    except asyncio.QueueEmpty:
-                        break
+                    self._add_frame(frames.get_nowait())
             except (TimeoutError, asyncio.QueueEmpty):
                 pass
             for group in self.dedup.pop_due(time.monotonic()):
