@@ -155,18 +155,17 @@ class Ingest:
                 timeout = min(timeout, max(0.0, self.batch_started + interval - now))
             if stop.is_set() and frames.empty():
                 break
+            first: RadioFrame | None = None
             try:
                 if frames.empty() and timeout > 0:
-                    self._add_frame(await asyncio.wait_for(frames.get(), timeout=timeout))
+                    first = await asyncio.wait_for(frames.get(), timeout=timeout)
                 else:
                     # Busy: no timer task per round (wait_for makes one), just let the
                     # sources run once, then take what they queued.
                     await asyncio.sleep(0)
-                # Drain what is already queued without yielding per frame.
-                for _ in range(2000):
-                    self._add_frame(frames.get_nowait())
-            except (TimeoutError, asyncio.QueueEmpty):
+            except TimeoutError:
                 pass
+            self._add_frames(first, frames)
             for group in self.dedup.pop_due(time.monotonic()):
                 self._guard(self.handle_group, group)
             if self.batch_started is not None and (
@@ -179,10 +178,24 @@ class Ingest:
             self._guard(self.handle_group, group)
         await self.flush()
 
-    def _add_frame(self, fr: RadioFrame) -> None:
-        self.counters.inc("frames_received")
-        if not self.dedup.add(fr, time.monotonic()):
-            self.counters.inc("frames_duplicate")
+    def _add_frames(self, first: RadioFrame | None, frames: asyncio.Queue[RadioFrame]) -> None:
+        """Everything queued (at most 2000) into the dedup window, without yielding per frame."""
+        now, add, get = time.monotonic(), self.dedup.add, frames.get_nowait
+        n = dup = 0
+        if first is not None:
+            n, dup = 1, 0 if add(first, now) else 1
+        try:
+            for _ in range(2000):
+                fr = get()
+                n += 1
+                if not add(fr, now):
+                    dup += 1
+        except asyncio.QueueEmpty:
+            pass
+        if n:
+            self.counters.inc("frames_received", n)
+        if dup:
+            self.counters.inc("frames_duplicate", dup)
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
         try:

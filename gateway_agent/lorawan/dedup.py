@@ -95,11 +95,13 @@ class DedupWindow:
             group.rx.append(frame.rx)
             self.duplicates += 1
             return False
-        self._forget(now)
-        if phy in self._recent:
-            self.late_duplicates += 1
-            self.last_add_late = True
-            return False
+        until = self._recent.get(phy)
+        if until is not None:
+            if until > now:
+                self.late_duplicates += 1
+                self.last_add_late = True
+                return False
+            del self._recent[phy]  # remembered too long ago: a new transmission
         if len(self._open) >= self.max_groups:
             oldest, group = self._order.popleft()
             del self._open[oldest]

@@ -40,6 +40,29 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """User and system CPU seconds of a process: its main thread, and all others (the store
+    thread, SQLite's fsyncs) together (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        name = "main" if tid == str(pid) else "other_threads"
+        for kind, value in (("user", fields[11]), ("system", fields[12])):
+            key = f"{name}_{kind}"
+            out[key] = out.get(key, 0.0) + int(value) / tick
+    return out
+
+
 def run_ingest(
     n_uplinks: int, n_devices: int, per_datagram: int, synchronous: str
 ) -> dict[str, Any]:
@@ -118,6 +141,7 @@ def run_ingest(
             c = request(control, "counters")
             return int(c.get("readings_accepted", 0))
 
+        cpu0 = _thread_cpu(proc.pid)
         t0 = time.perf_counter()
         sent = acked = 0
         window = (
@@ -141,6 +165,7 @@ def run_ingest(
                 break
             time.sleep(0.01)
         elapsed = time.perf_counter() - t0
+        cpu1 = _thread_cpu(proc.pid)
         counters = request(control, "counters")
     finally:
         proc.terminate()
@@ -153,6 +178,12 @@ def run_ingest(
         "committed": done,
         "seconds": round(elapsed, 3),
         "committed_uplinks_per_s": round(done / elapsed),
+        # CPU the daemon spent per committed uplink, by thread: robust to a busy machine
+        # (a starved sender lowers the rate, not these), but not to a shared physical core.
+        "daemon_cpu_us_per_uplink": {
+            name: round((cpu1.get(name, 0.0) - cpu0.get(name, 0.0)) / max(done, 1) * 1e6, 1)
+            for name in sorted(cpu1)
+        },
         "dropped": {
             k: v for k, v in counters.items() if "dropped" in k or k.startswith("bad_input")
         },
@@ -186,7 +217,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     i = out["ingest"]
     print(
         f"ingest {i['committed_uplinks_per_s']} uplinks/s committed (synchronous={i['synchronous']}, "
-        f"{i['rxpk_per_datagram']} rxpk/datagram, {i['committed']}/{i['uplinks']} committed)"
+        f"{i['rxpk_per_datagram']} rxpk/datagram, {i['committed']}/{i['uplinks']} committed; "
+        f"daemon CPU us/uplink {i['daemon_cpu_us_per_uplink']})"
         + (
             f"; core {out['core_uplinks_per_s']}/s vs floor {out['floor_uplinks_per_s']}/s "
             f"(ratio {out['core_vs_floor']})"
