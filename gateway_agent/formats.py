@@ -251,7 +251,7 @@ _LABEL_BYTES = {name: _head(0, i) for name, i in LABELS.items()}
 _SMALL_INTS = {i: _head(0, i) if i >= 0 else _head(1, -1 - i) for i in range(-1024, 4096)}
 _FLOATS: dict[float, bytes] = {}  # readings repeat values (21.5): cache their encoding
 _SECOND_EPOCH: dict[str, int] = {}  # "YYYY-mm-ddTHH:MM:SS" -> epoch seconds
-_HEX: dict[str, bytes | None] = {}  # lowercase hex -> bytes (EUIs and addresses repeat)
+_HEX_CACHE: dict[str, bytes | None] = {}  # lowercase hex -> bytes (EUIs and addresses repeat)
 
 
 def _float(x: float) -> bytes:
@@ -300,8 +300,8 @@ def _epoch(s: str) -> float | None:
 
 def _hex(s: str) -> bytes | None:
     """Lowercase hex -> bytes; None when the text would not come back identical."""
-    if s in _HEX:
-        return _HEX[s]
+    if s in _HEX_CACHE:
+        return _HEX_CACHE[s]
     b: bytes | None = None
     if 0 < len(s) <= 64:
         try:
@@ -310,9 +310,9 @@ def _hex(s: str) -> bytes | None:
             b = None
         if b is not None and b.hex() != s:
             b = None
-    if len(_HEX) >= 4096:
-        _HEX.clear()
-    _HEX[s] = b
+    if len(_HEX_CACHE) >= 4096:
+        _HEX_CACHE.clear()
+    _HEX_CACHE[s] = b
     return b
 
 
@@ -324,169 +324,163 @@ def _unb64(s: str) -> bytes | None:
     return b if binascii.b2a_base64(b, newline=False).decode() == s else None
 
 
-class _Writer:
+_HEADS = {major: [_head(major, n) for n in range(256)] for major in (2, 3, 4, 5)}
+_ONCE: Any = object()
+# Field kinds: how a schema key's value is written.
+_K_PLAIN, _K_TIME, _K_HEX, _K_B64, _K_MAP, _K_DEVINFO, _K_RX, _K_TX = range(8)
+_KINDS = {
+    "time": _K_TIME,
+    "data": _K_B64,
+    "context": _K_B64,
+    "devEui": _K_HEX,
+    "devAddr": _K_HEX,
+    "gatewayId": _K_HEX,
+    "deviceInfo": _K_DEVINFO,
+    "rxInfo": _K_RX,
+    "txInfo": _K_TX,
+    "modulation": _K_MAP,
+    "lora": _K_MAP,
+    "fsk": _K_MAP,
+}  # anything else, the codec-defined maps included, is written as plain JSON data
+_SCHEMA: dict[str, tuple[bytes, int]] = {
+    k: (b, _KINDS.get(k, _K_PLAIN)) for k, b in _LABEL_BYTES.items()
+}
+
+
+def _encoder() -> tuple[list[bytes], Any, Any]:
     """One CBOR message under a string-reference namespace (tag 256): each text or byte string
-    long enough to gain is sent once and referenced (tag 25) after."""
+    long enough to gain is sent once and referenced (tag 25) after. Closures over locals: this
+    is the drain's hot loop. Returns (parts, message(dict), value(any))."""
+    parts: list[bytes] = [b"\xd9\x01\x00"]
+    ap = parts.append
+    refs: dict[str | bytes, bytes] = {}
+    seen: dict[Any, Any] = {}  # maps repeated within the message (deviceInfo, txInfo)
+    heads_t, heads_b, heads_a, heads_m = _HEADS[3], _HEADS[2], _HEADS[4], _HEADS[5]
+    small = _SMALL_INTS
+    schema = _SCHEMA
+    jdumps = orjson.dumps
 
-    __slots__ = ("eui", "parts", "refs", "seen")
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = [b"\xd9\x01\x00"]
-        self.refs: dict[str | bytes, bytes] = {}
-        self.eui: str | None = None  # the current reading's devEui (deviceInfo repeats it)
-        self.seen: dict[Any, bytes] = {}  # memo()
-
-    def string(self, s: str | bytes) -> None:
-        refs = self.refs
+    def string(s: str | bytes) -> None:
         ref = refs.get(s)
         if ref is not None:
-            self.parts.append(ref)
+            ap(ref)
             return
-        raw = s.encode() if type(s) is str else s
-        n = len(refs)
+        if type(s) is str:
+            raw = s.encode()
+            heads = heads_t
+            major = 3
+        else:
+            raw = s
+            heads = heads_b
+            major = 2
+        n = len(raw)
+        k = len(refs)
         # The namespace takes a string only if it is at least as long as a reference to it.
-        if len(raw) >= (3 if n < 24 else 4 if n < 256 else 5 if n < 65536 else 7):
-            refs[s] = b"\xd8\x19" + _head(0, n)
-        self.parts.append(_head(3 if type(s) is str else 2, len(raw)) + raw)
+        if n >= (3 if k < 24 else 4 if k < 256 else 5 if k < 65536 else 7):
+            refs[s] = b"\xd8\x19" + (small[k] if k < 24 else _head(0, k))
+        ap((heads[n] if n < 256 else _head(major, n)) + raw)
 
-    def value(self, v: Any) -> None:
+    def value(v: Any) -> None:
         t = type(v)
         if t is str:
-            self.string(v)
-        elif t is bool:
-            self.parts.append(b"\xf5" if v else b"\xf4")
+            string(v)
         elif t is int:
-            b = _SMALL_INTS.get(v)
-            if b is None:
-                if -(2**64) <= v < 2**64:
-                    b = _head(0, v) if v >= 0 else _head(1, -1 - v)
-                else:  # bignum, tags 2/3 (the stdlib JSON path carries any integer)
-                    n = v if v >= 0 else -1 - v
-                    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-                    b = (b"\xc2" if v >= 0 else b"\xc3") + _head(2, len(raw)) + raw
-            self.parts.append(b)
+            b = small.get(v)
+            ap(b if b is not None else _int(v))
         elif t is float:
-            self.parts.append(_float(v))
+            ap(_float(v))
+        elif t is bool:
+            ap(b"\xf5" if v else b"\xf4")
         elif v is None:
-            self.parts.append(b"\xf6")
+            ap(b"\xf6")
         elif t is dict:
-            self.parts.append(_head(5, len(v)))
+            n = len(v)
+            ap(heads_m[n] if n < 256 else _head(5, n))
             for k, x in v.items():
-                self.string(k)
-                self.value(x)
+                string(k)
+                value(x)
         elif t is list:
-            self.parts.append(_head(4, len(v)))
+            n = len(v)
+            ap(heads_a[n] if n < 256 else _head(4, n))
             for x in v:
-                self.value(x)
+                value(x)
         else:
             raise ValueError(f"not a JSON value: {t.__name__}")
 
-    def labelled(self, m: dict[str, Any], skip: str | None = None) -> None:
-        """A schema map: known keys as labels, each value through its field's handler."""
-        parts = self.parts
-        parts.append(_head(5, len(m) - (skip is not None)))
+    def memo(v: dict[str, Any], skip: str | None) -> None:
+        # The second rendering has every string as a reference: stable from then on.
+        key = (skip, jdumps(v))
+        hit = seen.get(key)
+        if hit is None or hit is _ONCE:
+            start = len(parts)
+            labelled(v, skip, None)
+            seen[key] = _ONCE if hit is None else b"".join(parts[start:])
+        else:
+            ap(hit)
+
+    def labelled(m: dict[str, Any], skip: str | None, eui: str | None) -> None:
+        """A schema map: known keys as labels, each value as its field's kind says."""
+        n = len(m) - (skip is not None)
+        ap(heads_m[n] if n < 256 else _head(5, n))
         for k, v in m.items():
-            spec = _SCHEMA.get(k)
+            spec = schema.get(k)
             if spec is None:
-                self.string(k)
-                self.value(v)
+                string(k)
+                value(v)
                 continue
             if k == skip:
                 continue
-            parts.append(spec[0])
-            field = spec[1]
-            if field is not None:
-                field(self, v)
-            elif type(v) is int and v in _SMALL_INTS:
-                parts.append(_SMALL_INTS[v])
+            ap(spec[0])
+            kind = spec[1]
+            t = type(v)
+            if kind == _K_PLAIN:
+                if t is int and v in small:
+                    ap(small[v])
+                else:
+                    value(v)
+            elif t is str and kind == _K_TIME:
+                e = _epoch(v)
+                if e is None:
+                    string(v)
+                else:
+                    ap(_pack(">BBd", 0xC1, 0xFB, e))
+            elif t is str and kind == _K_HEX:
+                b = _hex(v)
+                string(v if b is None else b)
+            elif t is str and kind == _K_B64:
+                b = _unb64(v)
+                string(v if b is None else b)
+            elif t is dict and kind == _K_MAP:
+                labelled(v, None, None)
+            elif t is dict and kind == _K_DEVINFO:
+                memo(v, "devEui" if eui is not None and v.get("devEui") == eui else None)
+            elif t is dict and kind == _K_TX:
+                memo(v, None)
+            elif t is list and kind == _K_RX:
+                ap(heads_a[len(v)] if len(v) < 256 else _head(4, len(v)))
+                for x in v:
+                    labelled(x, None, None) if type(x) is dict else value(x)
             else:
-                self.value(v)
+                value(v)
 
-    def memo(self, key: Any, v: Any, render: Any) -> None:
-        """A map that repeats within the message (deviceInfo, txInfo): its bytes are reused from
-        its second rendering on, when all its strings are references (stable from then)."""
-        hit = self.seen.get(key)
-        if hit is None or hit is _ONCE:
-            start = len(self.parts)
-            render(self, v)
-            self.seen[key] = _ONCE if hit is None else b"".join(self.parts[start:])
-        else:
-            self.parts.append(hit)
-
-    def message(self, m: dict[str, Any]) -> None:
-        skip: str | None = None
+    def message(m: dict[str, Any]) -> None:
         eui = m.get("devEui")
-        self.eui = eui if type(eui) is str else None
-        if type(eui) is str and m.get("id") == f"{m.get('gatewayId')}:{eui}:{m.get('fCnt')}":
-            skip = "id"
-        self.labelled(m, skip)
+        if type(eui) is not str:
+            labelled(m, None, None)
+        elif m.get("id") == f"{m.get('gatewayId')}:{eui}:{m.get('fCnt')}":
+            labelled(m, "id", eui)
+        else:
+            labelled(m, None, eui)
+
+    return parts, message, value
 
 
-def _time_field(w: _Writer, v: Any) -> None:
-    t = _epoch(v) if type(v) is str else None
-    if t is None:
-        w.value(v)
-    else:
-        w.parts.append(_pack(">BBd", 0xC1, 0xFB, t))
-
-
-def _hex_field(w: _Writer, v: Any) -> None:
-    b = _hex(v) if type(v) is str else None
-    w.value(v) if b is None else w.string(b)
-
-
-def _b64_field(w: _Writer, v: Any) -> None:
-    b = _unb64(v) if type(v) is str else None
-    w.value(v) if b is None else w.string(b)
-
-
-def _map_field(w: _Writer, v: Any) -> None:
-    w.labelled(v) if type(v) is dict else w.value(v)
-
-
-def _device_info(w: _Writer, v: Any) -> None:
-    if type(v) is not dict:
-        w.value(v)
-        return
-    skip = "devEui" if w.eui is not None and v.get("devEui") == w.eui else None
-    w.memo((skip, orjson.dumps(v)), v, lambda w_, v_: w_.labelled(v_, skip))
-
-
-def _tx_field(w: _Writer, v: Any) -> None:
-    if type(v) is not dict:
-        w.value(v)
-        return
-    w.memo(orjson.dumps(v), v, _Writer.labelled)
-
-
-def _rx_field(w: _Writer, v: Any) -> None:
-    if type(v) is not list:
-        w.value(v)
-        return
-    w.parts.append(_head(4, len(v)))
-    for x in v:
-        _map_field(w, x)
-
-
-def _opaque(w: _Writer, v: Any) -> None:
-    w.value(v)
-
-
-_ONCE = b""
-_FIELDS: dict[str, Any] = {
-    "time": _time_field,
-    "data": _b64_field,
-    "context": _b64_field,
-    "devEui": _hex_field,
-    "devAddr": _hex_field,
-    "gatewayId": _hex_field,
-    "deviceInfo": _device_info,
-    "rxInfo": _rx_field,
-    "txInfo": _tx_field,
-    **{k: _map_field for k in ("modulation", "lora", "fsk")},
-    **{k: _opaque for k in _OPAQUE},
-}
-_SCHEMA: dict[str, tuple[bytes, Any]] = {k: (b, _FIELDS.get(k)) for k, b in _LABEL_BYTES.items()}
+def _int(v: int) -> bytes:
+    if -(2**64) <= v < 2**64:
+        return _head(0, v) if v >= 0 else _head(1, -1 - v)
+    n = v if v >= 0 else -1 - v  # bignum, tags 2/3 (the stdlib JSON path carries any integer)
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return (b"\xc2" if v >= 0 else b"\xc3") + _head(2, len(raw)) + raw
 
 
 def _loads(text: str) -> Any:
@@ -499,21 +493,21 @@ def _loads(text: str) -> Any:
 def encode_single(body_json: str, fmt: str) -> bytes:
     if fmt == "json":
         return body_json.encode()
-    w = _Writer()
+    parts, message, value = _encoder()
     m = _loads(body_json)
-    w.message(m) if type(m) is dict else w.value(m)
-    return b"".join(w.parts)
+    message(m) if type(m) is dict else value(m)
+    return b"".join(parts)
 
 
 def encode_batch(bodies: Sequence[str]) -> bytes:
     """A CBOR array of readings: one message for many readings (metered backhaul); repeated
     text (codec keys, names, EUIs) goes once per message."""
     msgs = _loads("[" + ",".join(bodies) + "]")
-    w = _Writer()
-    w.parts.append(_head(4, len(msgs)))
+    parts, message, value = _encoder()
+    parts.append(_head(4, len(msgs)))
     for m in msgs:
-        w.message(m) if type(m) is dict else w.value(m)
-    return b"".join(w.parts)
+        message(m) if type(m) is dict else value(m)
+    return b"".join(parts)
 
 
 def _iso(d: datetime.datetime) -> str:

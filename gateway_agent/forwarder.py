@@ -466,7 +466,12 @@ class Forwarder:
         waiting: list[int] = []  # acked, delete deferred to the next commit: still busy
         urgent_lane: collections.deque[_Msg] = collections.deque()
         reading_lane: collections.deque[_Msg] = collections.deque()
-        chunk = max(window * 8, 512)
+        chunk = max(window * 8, 512)  # rows per outbox read; the lane holds one to two reads
+        if self.cfg.format == "cbor" and self.cfg.batch_max > 1:
+            chunk = (
+                -(-max(chunk, 4 * self.cfg.batch_max) // self.cfg.batch_max) * self.cfg.batch_max
+            )
+        lane_rows = [0]  # readings queued in reading_lane
         next_status = time.monotonic() + self.cfg.status_interval_s
         tasks: set[asyncio.Task[None]] = set()
         nudge = _Nudge()  # sender -> pump: the reading lane runs low
@@ -496,7 +501,8 @@ class Forwarder:
                     msg = urgent_lane.popleft()
                 elif reading_lane:
                     msg = reading_lane.popleft()
-                    if len(reading_lane) == chunk // 4:
+                    lane_rows[0] -= len(msg[0])
+                    if lane_rows[0] < chunk:
                         nudge.set()
                 else:
                     nudge.set()
@@ -511,6 +517,8 @@ class Forwarder:
         def queue(lane: collections.deque[_Msg], msgs: list[_Msg]) -> None:
             for m in msgs:
                 busy.update(m[0])
+                if lane is reading_lane:
+                    lane_rows[0] += len(m[0])
             lane.extend(msgs)
             feed.set()
 
@@ -528,9 +536,6 @@ class Forwarder:
                     self._limit.warn("upstream_rejected", key="rejected", reason=win.rejected[-1])
                     win.rejected.clear()
                 tasks.difference_update([t for t in tasks if t.done()])
-                # Deletes are write transactions (an fsync each under FULL): group them.
-                if acked:
-                    await delete_acked()
                 if stop.is_set():
                     break
                 while not self._live.empty():
@@ -546,18 +551,20 @@ class Forwarder:
                 urgent = [r for r in urgent if r.seq not in busy]
                 if urgent:
                     queue(urgent_lane, self._messages(urgent))
-                if len(reading_lane) > chunk // 4:  # enough queued: wait for the sender
+                rows: list[OutboxRow] = []
+                if lane_rows[0] < chunk:  # refill before the sender runs dry
+                    rows = await self.store_call(self.store.outbox_fetch, chunk, cursor)
+                    if rows:
+                        cursor = (PRIO_READING, rows[-1].seq)
+                        queue(reading_lane, self._messages(rows))
+                # Deletes are write transactions (an fsync each under FULL): group them.
+                if acked:
+                    await delete_acked()
+                if rows or urgent:
+                    continue
+                if lane_rows[0] >= chunk:  # enough queued: wait for the sender
                     nudge.clear()
                     await nudge.wait(0.05)
-                    continue
-                rows: list[OutboxRow] = await self.store_call(
-                    self.store.outbox_fetch, chunk, cursor
-                )
-                if rows:
-                    cursor = (PRIO_READING, rows[-1].seq)
-                    queue(reading_lane, self._messages(rows))
-                    continue
-                if urgent:
                     continue
                 self.wake.clear()
                 if time.monotonic() - last_flush > DELETE_EVERY_S:

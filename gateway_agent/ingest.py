@@ -152,7 +152,10 @@ class Ingest:
             if deadline is not None:
                 timeout = min(timeout, max(0.0, deadline - now))
             if self.batch_started is not None:
-                timeout = min(timeout, max(0.0, self.batch_started + interval - now))
+                due_in = self.batch_started + interval - now
+                if due_in <= 0 and self._commit_busy():
+                    due_in = 0.002  # due, but the last commit is still syncing: poll for it
+                timeout = min(timeout, max(0.0, due_in))
             if stop.is_set() and frames.empty():
                 break
             first: RadioFrame | None = None
@@ -172,7 +175,10 @@ class Ingest:
                 time.monotonic() - self.batch_started >= interval
                 or len(self.batch) >= self.cfg.store.commit_rows
             ):
-                await self.flush(wait=False)
+                # Group commit that adapts to the disk: while the last commit still syncs,
+                # the batch keeps growing (to 8x commit_rows) instead of the loop waiting.
+                if not self._commit_busy() or len(self.batch) >= 8 * self.cfg.store.commit_rows:
+                    await self.flush(wait=False)
         # Stop: everything still in the dedup window is handled now, then the last batch.
         for group in self.dedup.pop_due(float("inf")):
             self._guard(self.handle_group, group)
@@ -593,6 +599,9 @@ class Ingest:
             self._inflight = (batch, asyncio.ensure_future(self._commit(batch, post)))
         if wait:
             await self._settle()
+
+    def _commit_busy(self) -> bool:
+        return self._inflight is not None and not self._inflight[1].done()
 
     async def _settle(self) -> None:
         inflight = self._inflight

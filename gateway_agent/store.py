@@ -21,6 +21,7 @@ from typing import Any
 from gateway_agent.errors import DiskFullError, StoreError
 from gateway_agent.logfmt import log_event
 from gateway_agent.model import Alert, Device
+from gateway_agent.sqlbatch import insert_rows, update_rows
 from gateway_agent.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -502,28 +503,25 @@ class Store:
                 )
             if b.dev_nonces:
                 db.executemany("INSERT OR IGNORE INTO dev_nonces VALUES (?,?,?)", b.dev_nonces)
-            if b.readings:
-                db.executemany(
-                    "INSERT OR IGNORE INTO readings(id, dev_eui, fcnt, f_port, time, time_valid, payload,"
-                    " measurements, flags, decode_error, rssi, snr, gateways) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    b.readings,
-                )
-            if b.outbox:
-                db.executemany(
-                    "INSERT INTO outbox(priority, kind, dev_eui, topic, msg_id, body, created, created_mono)"
-                    " VALUES (?,?,?,?,?,?,?,?)",
-                    b.outbox,
-                )
-            if b.fcnt_up:
-                db.executemany(
-                    "UPDATE devices SET fcnt_up=? WHERE dev_eui=?",
-                    [(f, e) for e, f in b.fcnt_up.items()],
-                )
-            if b.seen:
-                db.executemany(
-                    "UPDATE devices SET last_seen=?, last_rssi=?, last_snr=?, last_values=? WHERE dev_eui=?",
-                    [(t, r, s, v, e) for e, (t, r, s, v) in b.seen.items()],
-                )
+            insert_rows(
+                db,
+                "INSERT OR IGNORE INTO readings(id, dev_eui, fcnt, f_port, time, time_valid, payload,"
+                " measurements, flags, decode_error, rssi, snr, gateways)",
+                b.readings,
+            )
+            insert_rows(
+                db,
+                "INSERT INTO outbox(priority, kind, dev_eui, topic, msg_id, body, created, created_mono)",
+                b.outbox,
+            )
+            update_rows(db, "devices", "dev_eui", ("fcnt_up",), list(b.fcnt_up.items()))
+            update_rows(
+                db,
+                "devices",
+                "dev_eui",
+                ("last_seen", "last_rssi", "last_snr", "last_values"),
+                [(e, *seen) for e, seen in b.seen.items()],
+            )
             for (rule, eui), st in b.rule_state.items():
                 if st is None:
                     db.execute("DELETE FROM rule_state WHERE rule=? AND dev_eui=?", (rule, eui))
