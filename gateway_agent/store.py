@@ -21,14 +21,18 @@ from typing import Any
 from gateway_agent.errors import DiskFullError, StoreError
 from gateway_agent.logfmt import log_event
 from gateway_agent.model import Alert, Device
-from gateway_agent.sqlbatch import insert_rows, update_rows
 from gateway_agent.secret import Secret
+from gateway_agent.sqlbatch import insert_rows, update_rows
 
 log = logging.getLogger(__name__)
 
 PRIO_ALERT, PRIO_EVENT, PRIO_READING = 0, 1, 2
 DROP_KINDS = ("history", "unsent_readings", "unsent_events", "unsent_alerts")
 CAP_HIGH, CAP_LOW = 0.9, 0.75  # shed when past 90% of the cap, down to 75% (hysteresis)
+# New files only (fixed at creation): a commit appends whole pages to the WAL, so smaller pages
+# mean fewer bytes per commit on the SD card (docs/store-and-forward.md "SD-card wear").
+PAGE_SIZE = 1024
+OUTBOX_COLS = "priority, kind, dev_eui, topic, msg_id, body, created, created_mono"
 OutboxTuple = tuple[int, str, str | None, str, str, str, float, float]
 
 
@@ -64,6 +68,9 @@ def migration(
 
 @migration(1)
 def _m1(db: sqlite3.Connection) -> None:
+    # SD wear: no UNIQUE(id) on readings (the FCnt check committed with each reading already
+    # refuses a repeat) and no AUTOINCREMENT on outbox (Store keeps seq monotonic itself), so a
+    # commit writes two fewer pages. Files made before keep both and work the same.
     db.executescript(
         """
         CREATE TABLE devices (
@@ -81,14 +88,14 @@ def _m1(db: sqlite3.Connection) -> None:
             PRIMARY KEY (dev_eui, dev_nonce)
         ) WITHOUT ROWID;
         CREATE TABLE readings (
-            seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, dev_eui TEXT NOT NULL,
+            seq INTEGER PRIMARY KEY, id TEXT NOT NULL, dev_eui TEXT NOT NULL,
             fcnt INTEGER NOT NULL, f_port INTEGER, time REAL NOT NULL, time_valid INTEGER NOT NULL,
             payload BLOB NOT NULL, measurements TEXT NOT NULL, flags TEXT NOT NULL,
             decode_error TEXT, rssi REAL, snr REAL, gateways INTEGER NOT NULL DEFAULT 1
         );
         CREATE INDEX readings_dev_time ON readings(dev_eui, time);
         CREATE TABLE outbox (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT, priority INTEGER NOT NULL, kind TEXT NOT NULL,
+            seq INTEGER PRIMARY KEY, priority INTEGER NOT NULL, kind TEXT NOT NULL,
             dev_eui TEXT, topic TEXT NOT NULL, msg_id TEXT NOT NULL, body TEXT NOT NULL,
             created REAL NOT NULL, created_mono REAL, attempts INTEGER NOT NULL DEFAULT 0
         );
@@ -188,6 +195,7 @@ class Store:
         readonly: bool = False,
         max_bytes: int | None = None,
         retention_s: float = 0.0,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.path = Path(path)
         self.readonly = readonly
@@ -196,6 +204,8 @@ class Store:
         self.disk_full_since: float | None = None  # monotonic; set while writes fail for space
         self._wal_limit = 4 * 1024 * 1024
         self._deferred: list[int] = []  # acked outbox seqs riding in the next commit
+        self._page_size = PAGE_SIZE
+        self._next_seq = 1  # outbox seqs only grow while this process lives: see _insert_outbox
         self._lock = threading.RLock()
         if readonly:
             uri = f"file:{self.path}?mode=ro"
@@ -209,9 +219,12 @@ class Store:
                 self.path, check_same_thread=False, timeout=30, isolation_level=None
             )
             if self.db.execute("PRAGMA page_count").fetchone()[0] == 0:
-                # Only settable before the first table: lets the cap give pages back to the FS.
+                # Only settable before the first table. auto_vacuum lets the cap give pages
+                # back to the FS.
+                self.db.execute(f"PRAGMA page_size={int(page_size)}")
                 self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self.db.execute("PRAGMA journal_mode=WAL")
+            self._page_size = int(self.db.execute("PRAGMA page_size").fetchone()[0])
             self.db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
             self.db.execute("PRAGMA foreign_keys=OFF")
             # The WAL counts against the cap: checkpoint at 1/8 of it (SQLite default 4 MB at most).
@@ -219,10 +232,10 @@ class Store:
             if max_bytes:
                 wal_bytes = max(64 * 1024, min(wal_bytes, max_bytes // 8))
             self._wal_limit = wal_bytes
-            page = int(self.db.execute("PRAGMA page_size").fetchone()[0])
-            self.db.execute(f"PRAGMA wal_autocheckpoint={wal_bytes // page}")
+            self.db.execute(f"PRAGMA wal_autocheckpoint={wal_bytes // self._page_size}")
             self.db.execute(f"PRAGMA journal_size_limit={wal_bytes}")
             migrate(self.db)
+            self._next_seq = self._max_outbox_seq() + 1
             self.fix_permissions()
         self.db.row_factory = sqlite3.Row
 
@@ -260,6 +273,19 @@ class Store:
                 pass
         return total
 
+    def _footprint(self) -> int:
+        """What DB + WAL can reach before the WAL is next truncated: pages that so far live only
+        in the WAL extend the main file at the checkpoint, while the WAL is still there."""
+        with self._lock:
+            pages = int(self.db.execute("PRAGMA page_count").fetchone()[0])
+        return max(self._file_bytes(), pages * self._page_size) + self._wal_bytes()
+
+    def _file_bytes(self) -> int:
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return 0
+
     def used_bytes(self) -> int:
         """Bytes in live pages (excludes the freelist, which SQLite reuses before growing)."""
         with self._lock:
@@ -291,6 +317,29 @@ class Store:
                 raise StoreError(str(e)) from e
             except sqlite3.DatabaseError as e:
                 raise StoreError(str(e)) from e
+
+    def _max_outbox_seq(self) -> int:
+        top = self.db.execute("SELECT max(seq) FROM outbox").fetchone()[0] or 0
+        with contextlib.suppress(sqlite3.Error):  # files made with AUTOINCREMENT
+            row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name='outbox'").fetchone()
+            top = max(top, row[0] if row else 0)
+        return int(top)
+
+    def _insert_outbox(self, db: sqlite3.Connection, rows: Sequence[OutboxTuple]) -> None:
+        """Append outbox rows. Seq never goes back while this process lives, even when the
+        table empties: the forwarder's cursor, its busy set and deferred deletes name rows by
+        seq, and plain rowids restart at max(seq)+1. The first row sets the floor; the rest
+        follow it (max+1). Another process inserting meanwhile only moves max(seq) up."""
+        if not rows:
+            return
+        db.execute(
+            f"INSERT INTO outbox(seq, {OUTBOX_COLS}) VALUES"
+            " (max(?, coalesce((SELECT max(seq) FROM outbox), 0) + 1), ?,?,?,?,?,?,?,?)",
+            (self._next_seq, *rows[0]),
+        )
+        if len(rows) > 1:
+            insert_rows(db, f"INSERT INTO outbox({OUTBOX_COLS})", rows[1:])
+        self._next_seq = int(db.execute("SELECT last_insert_rowid()").fetchone()[0]) + 1
 
     # -- meta ----------------------------------------------------------------------------
 
@@ -509,11 +558,7 @@ class Store:
                 " measurements, flags, decode_error, rssi, snr, gateways)",
                 b.readings,
             )
-            insert_rows(
-                db,
-                "INSERT INTO outbox(priority, kind, dev_eui, topic, msg_id, body, created, created_mono)",
-                b.outbox,
-            )
+            self._insert_outbox(db, b.outbox)
             update_rows(db, "devices", "dev_eui", ("fcnt_up",), list(b.fcnt_up.items()))
             update_rows(
                 db,
@@ -553,7 +598,7 @@ class Store:
             est = (sum(len(r[5]) for r in b.outbox) + len(b.readings) * 300) * 3
             if self._wal_bytes() + est > self._wal_limit:
                 self.checkpoint()
-            if self.size_bytes() + est > self.max_bytes * CAP_HIGH:
+            if self._footprint() + est > self.max_bytes * CAP_HIGH:
                 self.enforce_cap(self.max_bytes, self.retention_s, time.time(), extra_bytes=est)
         try:
             self._write(fn)
@@ -587,13 +632,7 @@ class Store:
     def add_outbox(
         self, rows: Sequence[tuple[int, str, str | None, str, str, str, float, float]]
     ) -> None:
-        self._write(
-            lambda db: db.executemany(
-                "INSERT INTO outbox(priority, kind, dev_eui, topic, msg_id, body, created, created_mono)"
-                " VALUES (?,?,?,?,?,?,?,?)",
-                rows,
-            )
-        )
+        self._write(lambda db: self._insert_outbox(db, rows))
 
     # -- outbox --------------------------------------------------------------------------
 
@@ -786,6 +825,7 @@ class Store:
                     db.execute("DELETE FROM readings WHERE time < ?", (now - retention_s,)).rowcount
                 )
             )
+        expired = dropped["history"]
         # Room for the coming commit, but never shed below a quarter of the cap for a guess.
         target = max(int(max_bytes * CAP_LOW) - extra_bytes, max_bytes // 4)
         steps: tuple[tuple[str, str, tuple[int, ...]], ...] = (
@@ -842,12 +882,28 @@ class Store:
                     break
                 if self._wal_bytes() > self._wal_limit // 2:
                     self.checkpoint()
-        if any(dropped.values()):
-            self.checkpoint()
-            with self._lock, contextlib.suppress(sqlite3.Error):
-                self.db.execute("PRAGMA incremental_vacuum")
-            self.checkpoint()
+        if sum(dropped.values()) > expired:
+            # Shed for the cap: give the freed pages back to the FS. Rows past retention only
+            # leave pages that the next commits reuse: no checkpoint and no page moves (wear).
+            self._vacuum()
         return dropped
+
+    def _vacuum(self) -> None:
+        """Return free pages to the FS in steps: every page moved is a WAL frame, and the WAL
+        counts against the cap until the checkpoint after each step."""
+        step = max(16, self._wal_limit // (2 * self._page_size))
+        self.checkpoint()
+        for _ in range(10_000):
+            with self._lock:
+                try:
+                    if not self.db.execute("PRAGMA freelist_count").fetchone()[0]:
+                        break
+                    # executescript steps the pragma to the end; execute() frees one page only.
+                    self.db.executescript(f"PRAGMA incremental_vacuum({step});")
+                except sqlite3.Error:
+                    break
+            self.checkpoint()
+        self.checkpoint()
 
     def _chunk(self, kind: str, target: int) -> int:
         """Rows to delete per step: about the excess, so a small cap does not lose extra rows."""
@@ -870,11 +926,7 @@ class Store:
             if row is None:
                 return {}
             data = json.loads(row[0])
-            db.execute(
-                "INSERT INTO outbox(priority, kind, dev_eui, topic, msg_id, body, created,"
-                " created_mono) VALUES (?,?,?,?,?,?,?,?)",
-                make_row(data),
-            )
+            self._insert_outbox(db, [make_row(data)])
             db.execute("DELETE FROM meta WHERE key='unreported_drops'")
             return dict(data)
 

@@ -1,21 +1,25 @@
 """SD-card wear: bytes the real daemon writes per reading (`/proc/<pid>/io` write_bytes: DB, WAL,
-checkpoints, log) for each durability setting and commit window, at 1 and 10 uplinks/s, with the
-broker up (so outbox deletes are counted too).
+log) for each durability setting and commit window, at 1 and 10 uplinks/s, with the broker up
+(outbox deletes included), plus the checkpoint that moves the run's WAL into the DB.
 
-`python -m hil.bench.wear [--seconds 30]` prints JSON, then one line per configuration.
+`python -m hil.bench.wear [--seconds 30] [--only FULL:1000] [--page-size 4096]` prints JSON,
+then one line per configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import sqlite3
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from gateway_agent.store import PAGE_SIZE, Store
 from hil.broker import Mosquitto
 from tests.agentproc import Agent, Forwarder
 from tests.durability_kit import device_table, fleet, frame
@@ -36,8 +40,31 @@ def write_bytes(pid: int) -> int:
     return 0
 
 
+def own_write_bytes() -> int:
+    return write_bytes(os.getpid())
+
+
+def checkpoint(db_path: Path, sync: str) -> int:
+    """Bytes a full checkpoint writes now (done from here, so counted in this process): the
+    daemon's WAL only checkpoints every few MB, which a 30 s run at 1/s never reaches."""
+    db = sqlite3.connect(db_path, isolation_level=None, timeout=30)
+    try:
+        db.execute(f"PRAGMA synchronous={sync}")
+        w0 = own_write_bytes()
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        return own_write_bytes() - w0
+    finally:
+        db.close()
+
+
 def measure(
-    tmp: Path, port: int, sync: str, window_ms: int, rate: float, seconds: float
+    tmp: Path,
+    port: int,
+    sync: str,
+    window_ms: int,
+    rate: float,
+    seconds: float,
+    page_size: int = PAGE_SIZE,
 ) -> dict[str, Any]:
     devs = fleet(20)
     agent = Agent(
@@ -46,6 +73,8 @@ def measure(
         [device_table(d) for d in devs],
         extra={"store": {"synchronous": sync, "commit_interval_ms": window_ms}},
     )
+    agent.state.mkdir(parents=True, exist_ok=True)
+    Store(agent.state / "agent.db", sync, page_size=page_size).close()  # fixed at creation
     agent.start()
     assert agent.proc is not None
     fw = Forwarder(agent.udp_port)
@@ -55,6 +84,7 @@ def measure(
         fw.push(frame(d, fcnt), wait_ack=False)
     fcnt += 1
     time.sleep(3)
+    checkpoint(agent.state / "agent.db", sync)  # the warm-up's pages are not the run's
     w0 = write_bytes(agent.proc.pid)
     t0 = time.monotonic()
     while time.monotonic() - t0 < seconds:
@@ -67,17 +97,20 @@ def measure(
     time.sleep(max(1.0, window_ms / 1000 * 2))
     w1 = write_bytes(agent.proc.pid)
     elapsed = time.monotonic() - t0
+    ckpt = checkpoint(agent.state / "agent.db", sync)
     agent.stop()
     fw.close()
-    per = (w1 - w0) / max(1, n)
+    total = w1 - w0 + ckpt
     return {
         "synchronous": sync,
         "commit_interval_ms": window_ms,
+        "page_size": page_size,
         "uplinks_per_s": rate,
         "readings": n,
         "write_bytes": w1 - w0,
-        "bytes_per_reading": round(per),
-        "mb_per_day": round((w1 - w0) / elapsed * 86400 / 1e6, 1),
+        "checkpoint_bytes": ckpt,
+        "bytes_per_reading": round(total / max(1, n)),
+        "mb_per_day": round(total / elapsed * 86400 / 1e6, 1),
     }
 
 
@@ -85,6 +118,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--only", default="", help="e.g. FULL:50,NORMAL:1000")
+    ap.add_argument("--page-size", type=int, default=PAGE_SIZE, help="for the new DB file")
+    ap.add_argument("--rates", default="1,10", help="uplinks/s, comma separated")
     a = ap.parse_args()
     configs = CONFIGS
     if a.only:
@@ -92,10 +127,9 @@ def main() -> None:
     runs = []
     with tempfile.TemporaryDirectory() as d, Mosquitto(workdir=Path(d) / "mq") as broker:
         for i, (sync, win) in enumerate(configs):
-            for rate in (1.0, 10.0):
-                runs.append(
-                    measure(Path(d) / f"r{i}-{int(rate)}", broker.port, sync, win, rate, a.seconds)
-                )
+            for rate in (float(x) for x in a.rates.split(",")):
+                tmp = Path(d) / f"r{i}-{rate:g}"
+                runs.append(measure(tmp, broker.port, sync, win, rate, a.seconds, a.page_size))
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     print(
         json.dumps(
@@ -108,7 +142,8 @@ def main() -> None:
     )
     for r in runs:
         print(
-            f"{r['synchronous']:<6} commit {r['commit_interval_ms']:>4} ms at "
+            f"{r['synchronous']:<6} commit {r['commit_interval_ms']:>4} ms, page "
+            f"{r['page_size']:>4} at "
             f"{r['uplinks_per_s']:>4}/s: {r['bytes_per_reading']:>6} B/reading, "
             f"{r['mb_per_day']:>7} MB/day"
         )
