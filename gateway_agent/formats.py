@@ -103,38 +103,20 @@ def _make_tx(rx: RxInfo) -> dict[str, Any]:
     }
 
 
-_DEVICES: dict[tuple[Any, ...], tuple[str, str, dict[str, Any]]] = {}
-
-
-def _device_parts(
-    dev_eui: bytes, dev_addr: bytes, name: str, tags: Sequence[str]
-) -> tuple[str, str, dict[str, Any]]:
-    """Hex EUI, hex DevAddr and the deviceInfo object (shared, read-only) of one device."""
-    key = (dev_eui, dev_addr, name, tuple(tags))
-    parts = _DEVICES.get(key)
-    if parts is None:
-        if len(_DEVICES) > 50_000:  # renamed devices, rejoined ones: rebuild, never grow
-            _DEVICES.clear()
-        eui = dev_eui.hex()
-        info = {"devEui": eui, "deviceName": name, "tags": list(tags)}
-        parts = _DEVICES[key] = (eui, dev_addr.hex(), info)
-    return parts
-
-
 def uplink_message(
     r: Reading, gateway_id: str, device_name: str = "", tags: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """The `devices/{dev_eui}/up` object of DESIGN.md. Nested parts may be shared, cached
-    objects: encode the result, do not mutate it."""
-    eui, addr, info = _device_parts(r.dev_eui, r.dev_addr, device_name, tags)
+    """The `devices/{dev_eui}/up` object of DESIGN.md. `txInfo` is a shared, cached object:
+    encode the result, do not mutate it."""
+    eui = r.dev_eui.hex()
     msg: dict[str, Any] = {
         "id": r.id,
         "gatewayId": gateway_id,
         "time": iso_time(r.time),
         "timeValid": r.time_valid,
-        "deviceInfo": info,
+        "deviceInfo": {"devEui": eui, "deviceName": device_name, "tags": list(tags)},
         "devEui": eui,
-        "devAddr": addr,
+        "devAddr": r.dev_addr.hex(),
         "fCnt": r.fcnt,
         "fPort": r.f_port,
         "confirmed": r.confirmed,
