@@ -35,8 +35,8 @@ PREFIX = "ga"
 
 def _bodies(n: int, devices: int = 50) -> list[tuple[Any, ...]]:
     """Realistic outbox rows: LPP temperature/humidity readings built by the real formatter.
-    Values, payloads, RF figures and times differ from reading to reading (the reading is
-    stamped after the dedup window, so its time is not the reception time)."""
+    Values, payloads, RF figures and times differ from reading to reading; a reading's time is
+    its first reception's (as ingest stamps it)."""
     t0 = time.time()
     rows = []
     for i in range(n):
@@ -65,7 +65,7 @@ def _bodies(n: int, devices: int = 50) -> list[tuple[Any, ...]]:
             fcnt=fcnt,
             f_port=1,
             payload=bytes([1, 0x67, *temp10.to_bytes(2, "big"), 2, 0x68, hum2]),
-            time=t0 + i * 0.01 + 0.2 + (i % 7) / 1000,
+            time=t0 + i * 0.01,
             time_valid=True,
             confirmed=False,
             codec="cayenne-lpp",
