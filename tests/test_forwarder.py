@@ -213,3 +213,15 @@ async def test_idle_forwarder_notices_a_dead_link(tmp_path: Path, broker: Mosqui
     assert fw.last_error
     stop.set()
     await asyncio.wait_for(task, 10)
+
+
+def test_cbor_batches_respect_the_byte_cap(tmp_path: Path) -> None:
+    """Float-heavy readings are larger in CBOR than the size estimate: batches split to fit."""
+    h = Harness(tmp_path, 1, format="cbor", batch_max=100, batch_max_bytes=2000)
+    body = json.dumps({"fCnt": 1, "object": {f"v{i}": 0.1 + i for i in range(40)}})
+    h.store.add_outbox([(*r[:5], body, *r[6:]) for r in rows(60)])
+    msgs = h.forwarder()._messages(h.store.outbox_fetch(100))
+    assert all(len(p) <= 2000 for _, _, p in msgs), [len(p) for _, _, p in msgs]
+    assert len(msgs) > 1
+    assert [s for seqs, _, _ in msgs for s in seqs] == [r.seq for r in h.store.outbox_fetch(100)]
+    assert decode_payload(msgs[0][2], "cbor")[0] == json.loads(body)
