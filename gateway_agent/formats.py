@@ -352,7 +352,7 @@ def _encoder() -> tuple[list[bytes], Any, Any]:
             heads = heads_t
             major = 3
         else:
-            raw = s
+            raw = s  # type: ignore[assignment]  # bytes: `type(s) is str` does not narrow
             heads = heads_b
             major = 2
         n = len(raw)

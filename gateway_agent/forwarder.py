@@ -99,7 +99,7 @@ class _Window:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._waiters: list[asyncio.Future[None]] = []  # the sender and the pump
-        self._prev = self.paho.on_publish
+        self._prev: Any = self.paho.on_publish  # aiomqtt's callback (paho types a union)
         self.paho.on_publish = self._on_publish
         lost = getattr(client, "_disconnected", None)
         self._lost = lost if isinstance(lost, asyncio.Future) else None
