@@ -32,7 +32,8 @@ def iso_time(t: float) -> str:
     """RFC 3339 UTC with microseconds and Z, as ChirpStack writes it (hot path: cached seconds;
     receive and processing times straddle a second boundary, so one entry is not enough)."""
     if t == _LAST[0]:
-        return _LAST[1]  # a reading's time is its first reception's: asked twice in a row
+        cached: str = _LAST[1]  # a reading's time is its first reception's: asked twice in a row
+        return cached
     _LAST[1] = s = _iso_time(t)
     _LAST[0] = t
     return s

@@ -171,14 +171,14 @@ class Ingest:
             self._add_frames(first, frames)
             for group in self.dedup.pop_due(time.monotonic()):
                 self._guard(self.handle_group, group)
-            if self.batch_started is not None and (
-                time.monotonic() - self.batch_started >= interval
-                or len(self.batch) >= self.cfg.store.commit_rows
-            ):
-                # Group commit that adapts to the disk: while the last commit still syncs,
-                # the batch keeps growing (to 8x commit_rows) instead of the loop waiting.
-                if not self._commit_busy() or len(self.batch) >= 8 * self.cfg.store.commit_rows:
-                    await self.flush(wait=False)
+            rows = self.cfg.store.commit_rows
+            due = self.batch_started is not None and (
+                time.monotonic() - self.batch_started >= interval or len(self.batch) >= rows
+            )
+            # Group commit that adapts to the disk: while the last commit still syncs, the
+            # batch keeps growing (to 8x commit_rows) instead of the loop waiting for it.
+            if due and (not self._commit_busy() or len(self.batch) >= 8 * rows):
+                await self.flush(wait=False)
         # Stop: everything still in the dedup window is handled now, then the last batch.
         for group in self.dedup.pop_due(float("inf")):
             self._guard(self.handle_group, group)

@@ -57,6 +57,9 @@ class Mosquitto:
     def _write_conf(self) -> Path:
         conf = self.workdir / "mosquitto.conf"
         lines = [
+            # As root mosquitto drops to its own user, which cannot enter pytest's 0700 temp
+            # directories: no log file, no persistence, and a restart loses queued messages.
+            *(["user root"] if os.geteuid() == 0 else []),
             "persistence false",
             f"log_dest file {self.log_path}",
             "log_type error",
