@@ -462,7 +462,7 @@ class Forwarder:
         window = self.cfg.inflight
         win = _Window(client, window)
         acked = win.acked
-        busy: set[int] = set()  # queued or published on this connection and not yet deleted
+        busy: set[int] = set()  # alerts/events queued or published here and not yet deleted
         waiting: list[int] = []  # acked, delete deferred to the next commit: still busy
         urgent_lane: collections.deque[_Msg] = collections.deque()
         reading_lane: collections.deque[_Msg] = collections.deque()
@@ -489,7 +489,7 @@ class Forwarder:
                     return
                 del acked[: len(done)]
                 self._count_published(len(done))
-                waiting.extend(done)
+                waiting.extend([s for s in done if s in busy])
             if waiting and not self.store.deferred_deletes():
                 busy.difference_update(waiting)  # gone from the table: never fetched again
                 waiting.clear()
@@ -515,10 +515,15 @@ class Forwarder:
                 win.publish(*msg)
 
         def queue(lane: collections.deque[_Msg], msgs: list[_Msg]) -> None:
-            for m in msgs:
-                busy.update(m[0])
-                if lane is reading_lane:
+            # Only alerts and events are re-read every round, so only their seqs need to stay
+            # busy until deleted; readings are read once, behind a cursor that only moves on
+            # (keeping every drained reading's seq here grew ~10 MB over a 1M backlog).
+            if lane is reading_lane:
+                for m in msgs:
                     lane_rows[0] += len(m[0])
+            else:
+                for m in msgs:
+                    busy.update(m[0])
             lane.extend(msgs)
             feed.set()
 
@@ -570,7 +575,7 @@ class Forwarder:
                 if time.monotonic() - last_flush > DELETE_EVERY_S:
                     last_flush = time.monotonic()
                     with contextlib.suppress(StoreError):
-                        await self.store_call(self.store.outbox_delete, [])
+                        await self.store_call(self.store.outbox_delete, [], 0, DELETE_EVERY_S)
                 if win.pending or acked or reading_lane or urgent_lane:
                     await win.wait(0.005)
                     continue

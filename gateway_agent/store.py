@@ -204,6 +204,7 @@ class Store:
         self.disk_full_since: float | None = None  # monotonic; set while writes fail for space
         self._wal_limit = 4 * 1024 * 1024
         self._deferred: list[int] = []  # acked outbox seqs riding in the next commit
+        self._deferred_since = 0.0  # monotonic: when the oldest of them was acked (about)
         self._page_size = PAGE_SIZE
         self._next_seq = 1  # outbox seqs only grow while this process lives: see _insert_outbox
         self._lock = threading.RLock()
@@ -610,6 +611,7 @@ class Store:
             self._write(fn)
         self.disk_full_since = None
         del self._deferred[: len(deferred)]
+        self._deferred_since = time.monotonic()  # what is left came during this commit
 
     def shed_for_space(self) -> dict[str, int]:
         """The filesystem refused a write: drop to 80% of what we hold so pages are reused."""
@@ -669,22 +671,32 @@ class Store:
         with self._lock:
             return int(self.db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
-    def outbox_delete(self, seqs: Sequence[int], defer_up_to: int = 0) -> None:
+    def outbox_delete(
+        self, seqs: Sequence[int], defer_up_to: int = 0, older_than_s: float = 0.0
+    ) -> None:
         """Delete acknowledged rows. With `defer_up_to`, rows wait (at most that many) to ride in
         the next ingest commit: one transaction instead of two per reading, about half the bytes
-        written on an SD card. A crash before then only resends them (same ids, invariant 2)."""
+        written on an SD card. A crash before then only resends them (same ids, invariant 2).
+        With `older_than_s` (a periodic flush), waiting rows are written on their own only once
+        the oldest has waited that long: with uplinks every second, they always ride an ingest
+        commit, and no fsync is spent on deletes alone."""
         with self._lock:
+            if seqs and not self._deferred:
+                self._deferred_since = time.monotonic()
             self._deferred.extend(seqs)
             if defer_up_to and len(self._deferred) < defer_up_to:
                 return
             pending = list(self._deferred)
             if not pending:
                 return
+            if older_than_s and time.monotonic() - self._deferred_since < older_than_s:
+                return
             ranges = self._outbox_ranges(pending)
             self._write(
                 lambda db: db.executemany("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", ranges)
             )
             del self._deferred[: len(pending)]
+            self._deferred_since = time.monotonic()
 
     def deferred_deletes(self) -> int:
         return len(self._deferred)

@@ -186,3 +186,21 @@ def test_retention_keeps_free_pages_for_reuse(tmp_path: Path) -> None:
     assert s.db.execute("PRAGMA freelist_count").fetchone()[0] > 0
     assert s._wal_bytes() > 0, "no forced checkpoint"
     s.close()
+
+
+def test_periodic_flush_leaves_young_deletes_to_the_next_commit(tmp_path: Path) -> None:
+    """At ~1 uplink/s every ack rides an ingest commit: the forwarder's periodic flush writes
+    deletes on their own (an fsync of their own) only once they have waited `older_than_s`."""
+    s = Store(tmp_path / "a.db")
+    s.add_outbox([outbox_row(i) for i in range(3)])
+    acked = _seqs(s)
+    s.outbox_delete(acked, defer_up_to=32)
+    s.outbox_delete([], 0, 60.0)  # the periodic flush: too young, nothing written
+    assert s.deferred_deletes() == 3 and s.outbox_depth() == 3
+    s.commit_batch(Batch(readings=[reading_row(5)], outbox=[outbox_row(5)]))
+    assert s.deferred_deletes() == 0 and [r.msg_id for r in s.outbox_fetch(10)] == ["id5"]
+    s.outbox_delete(_seqs(s), defer_up_to=32)
+    time.sleep(0.05)
+    s.outbox_delete([], 0, 0.02)  # no commit came: old enough, written on their own
+    assert s.deferred_deletes() == 0 and s.outbox_depth() == 0
+    s.close()
