@@ -91,7 +91,7 @@ SourceConfig = GwmpSourceConfig | SerialSourceConfig
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     synchronous: str = "FULL"  # FULL | NORMAL
-    commit_interval_ms: int = 1000  # SD wear vs crash window: docs/store-and-forward.md
+    commit_interval_ms: int = 2000  # SD wear vs crash window: docs/store-and-forward.md
     commit_rows: int = 500
     max_db_mb: float = 512.0
     retention_days: float = 7.0
@@ -351,7 +351,7 @@ def c_choice_int(*choices: int) -> Callable[[Any, str], int]:
 def _store(t: TomlTable) -> StoreConfig:
     cfg = StoreConfig(
         synchronous=t.get("synchronous", c_choice("FULL", "NORMAL"), "FULL"),
-        commit_interval_ms=t.get("commit_interval_ms", c_int(0, 10_000), 1000),
+        commit_interval_ms=t.get("commit_interval_ms", c_int(0, 10_000), 2000),
         commit_rows=t.get("commit_rows", c_int(1, 100_000), 500),
         max_db_mb=t.get("max_db_mb", c_num(0.1, 1_000_000), 512.0),
         retention_days=t.get("retention_days", c_num(0, 3650), 7.0),

@@ -24,7 +24,7 @@ from gateway_agent.config import Config, read_config, read_devices
 from gateway_agent.control import ControlServer
 from gateway_agent.errors import AgentError, ConfigError, DiskFullError, StoreError
 from gateway_agent.formats import dumps, event_message
-from gateway_agent.forwarder import Forwarder
+from gateway_agent.forwarder import DELETE_EVERY_S, Forwarder
 from gateway_agent.ingest import Ingest
 from gateway_agent.logfmt import log_event, setup_logging
 from gateway_agent.lorawan.radio import DownlinkTx, RadioFrame
@@ -208,6 +208,7 @@ class Daemon:
             self.st.call,
             self.counters,
             self.status_figures,
+            delete_after_s=max(DELETE_EVERY_S, 2 * self.cfg.store.commit_interval_ms / 1000 + 1),
         )
         self.ingest = Ingest(
             self.cfg,

@@ -290,8 +290,13 @@ class Forwarder:
         store_call: StoreCall,
         counters: Counters,
         status_figures: Callable[[], dict[str, Any]] | None = None,
+        delete_after_s: float = DELETE_EVERY_S,
     ) -> None:
         self.cfg = cfg
+        # Acked rows wait for an ingest commit to carry their delete; written on their own only
+        # after this long (the daemon: two commit windows), so a steady trickle of uplinks
+        # never pays an fsync for deletes alone.
+        self.delete_after_s = delete_after_s
         self.gateway_id = gateway_id
         self.store = store
         self.store_call = store_call
@@ -575,7 +580,7 @@ class Forwarder:
                 if time.monotonic() - last_flush > DELETE_EVERY_S:
                     last_flush = time.monotonic()
                     with contextlib.suppress(StoreError):
-                        await self.store_call(self.store.outbox_delete, [], 0, DELETE_EVERY_S)
+                        await self.store_call(self.store.outbox_delete, [], 0, self.delete_after_s)
                 if win.pending or acked or reading_lane or urgent_lane:
                     await win.wait(0.005)
                     continue
