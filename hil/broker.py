@@ -54,12 +54,16 @@ class Mosquitto:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "mosquitto.log"
 
+    def _sets_user(self) -> bool:
+        """mosquitto refuses a second `user` line: the caller's wins."""
+        return any(line.split()[:1] == ["user"] for line in self.extra_conf.splitlines())
+
     def _write_conf(self) -> Path:
         conf = self.workdir / "mosquitto.conf"
         lines = [
             # As root mosquitto drops to its own user, which cannot enter pytest's 0700 temp
             # directories: no log file, no persistence, and a restart loses queued messages.
-            *(["user root"] if os.geteuid() == 0 else []),
+            *(["user root"] if os.geteuid() == 0 and not self._sets_user() else []),
             "persistence false",
             f"log_dest file {self.log_path}",
             "log_type error",
