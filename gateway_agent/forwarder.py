@@ -471,7 +471,7 @@ class Forwarder:
         waiting: list[int] = []  # acked, delete deferred to the next commit: still busy
         urgent_lane: collections.deque[_Msg] = collections.deque()
         reading_lane: collections.deque[_Msg] = collections.deque()
-        chunk = max(window * 8, 256)  # rows per outbox read; the lane holds one to two reads
+        chunk = max(window * 4, 128)  # rows per outbox read; the lane holds one to two reads
         if self.cfg.format == "cbor" and self.cfg.batch_max > 1:
             chunk = (
                 -(-max(chunk, 4 * self.cfg.batch_max) // self.cfg.batch_max) * self.cfg.batch_max
