@@ -244,17 +244,15 @@ def _float(x: float) -> bytes:
     if x != x or x in (float("inf"), float("-inf")):
         b = _pack(">Bd", 0xFB, x)
     else:
-        try:
-            h = _pack(">e", x)
-            b = b"\xf9" + h if _unpack(">e", h)[0] == x else b""
-        except OverflowError:
-            b = b""
-        if not b:
+        b = b""
+        for fmt, head in ((">e", b"\xf9"), (">f", b"\xfa")):  # half, then single precision
             try:
-                f = _pack(">f", x)
-                b = b"\xfa" + f if _unpack(">f", f)[0] == x else b""
+                packed = _pack(fmt, x)
             except OverflowError:
-                b = b""
+                continue
+            if _unpack(fmt, packed)[0] == x:
+                b = head + packed
+                break
         if not b:
             b = _pack(">Bd", 0xFB, x)
     if len(_FLOATS) >= 4096:

@@ -46,6 +46,18 @@ _new_reading = fast_constructor(Reading)
 WALL_CLOCK_VALID_AFTER = 1_700_000_000.0  # 2023-11: a Pi that booted without NTP says 1970
 
 
+def _joined(dev_eui: bytes, dev_addr: bytes, nwk_s_key: bytes, app_s_key: bytes) -> DeviceSession:
+    """The fresh session of an accepted join: no uplink counted yet, FCntDown from zero."""
+    return DeviceSession(
+        dev_eui=dev_eui,
+        dev_addr=dev_addr,
+        nwk_s_key=nwk_s_key,
+        app_s_key=app_s_key,
+        fcnt_up=None,
+        fcnt_down=0,
+    )
+
+
 @dataclass(slots=True)
 class PostCommit:
     downlinks: list[tuple[DownlinkTx, bytes | None]] = field(default_factory=list)
@@ -499,16 +511,7 @@ class Ingest:
         self.batch.sessions.append(
             (eui, res.dev_addr.hex(), res.nwk_s_key, res.app_s_key, join_nonce)
         )
-        self._set_session(
-            DeviceSession(
-                dev_eui=dev.dev_eui,
-                dev_addr=res.dev_addr,
-                nwk_s_key=res.nwk_s_key,
-                app_s_key=res.app_s_key,
-                fcnt_up=None,
-                fcnt_down=0,
-            )
-        )
+        self._set_session(_joined(dev.dev_eui, res.dev_addr, res.nwk_s_key, res.app_s_key))
         self.counters.inc("joins_accepted")
         log_event(
             log,
@@ -652,16 +655,7 @@ class Ingest:
         for eui_hex, addr_hex, nk, ak, _ in b.sessions:
             dev = self.devices.get(bytes.fromhex(eui_hex))
             if dev is not None:
-                self._set_session(
-                    DeviceSession(
-                        dev_eui=dev.dev_eui,
-                        dev_addr=bytes.fromhex(addr_hex),
-                        nwk_s_key=nk,
-                        app_s_key=ak,
-                        fcnt_up=None,
-                        fcnt_down=0,
-                    )
-                )
+                self._set_session(_joined(dev.dev_eui, bytes.fromhex(addr_hex), nk, ak))
         for eui_hex, fcnt in b.fcnt_up.items():
             dev_eui = bytes.fromhex(eui_hex)
             for s in self.sessions.get(self.addr_of.get(dev_eui, b""), []):

@@ -24,14 +24,12 @@ from hil.lorawan_crypto import (
     derive_session_keys,
     open_join_accept,
 )
+from tests.test_e2e_radio import ABP_ADDR, APP, APP_KEY, JOIN_EUI, NWK
+from tests.test_e2e_radio import ABP_EUI as ABP_EUI_HEX
+from tests.test_e2e_radio import DEV_EUI as OTAA_EUI
 
-ABP_EUI = bytes.fromhex("70b3d57ed0000001")
-ADDR = bytes.fromhex("260b3c5a")
-NWK = bytes.fromhex("8f2e1b0c4d6a7e3f9b5c2d1e0a4f6b7c")
-APP = bytes.fromhex("1c9e7a3b5d2f4e6a8b0c1d3e5f7a9b2c")
-OTAA_EUI = bytes.fromhex("0004a30b001c0530")
-JOIN_EUI = bytes.fromhex("70b3d57ed0001234")
-APP_KEY = bytes.fromhex("5a3c2f1e0d9b8a7c6e5f4d3c2b1a0f9e")
+ABP_EUI = bytes.fromhex(ABP_EUI_HEX)
+ADDR = bytes.fromhex(ABP_ADDR)
 LPP = b"\x01\x67\x00\xe1"
 
 
