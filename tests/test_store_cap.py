@@ -38,6 +38,9 @@ def db_bytes(state: Path) -> int:
 def test_tiny_cap_keeps_alerts_and_reports_drops(tmp_path: Path) -> None:
     broker = persistent_broker(tmp_path)
     port = broker.port
+    # Subscribed before the outage (persistent session): the agent reconnects within a second of
+    # the broker's restart and must not publish before anyone listens.
+    sub = Collector(port, name="cap")
     broker.stop()  # upstream down for the whole fill
     devs = fleet(5)
     cap_mb = 2.0
@@ -84,7 +87,6 @@ def test_tiny_cap_keeps_alerts_and_reports_drops(tmp_path: Path) -> None:
         assert dropped_ups > 1000, "the cap really bit"
         assert agent.counter("dropped") > 0
         broker.start()
-        sub = Collector(port, name="cap")
         assert sub.wait(lambda: len(sub.bodies("/alert")) >= raised, 20)
         assert sub.wait(
             lambda: sum(e.get("unsent_readings", 0) for e in sub.bodies("/events")) >= dropped_ups,
@@ -93,9 +95,9 @@ def test_tiny_cap_keeps_alerts_and_reports_drops(tmp_path: Path) -> None:
         ev = [e for e in sub.bodies("/events") if e["event"] == "data_dropped"]
         assert ev and all("disk_cap" in e["reasons"] for e in ev)
         assert {a["id"] for a in sub.bodies("/alert")} == {a[0] for a in alerts}
-        sub.close()
         assert agent.stop() == 0
     finally:
+        sub.close()
         agent.kill()
         broker.stop()
 
