@@ -405,8 +405,12 @@ class Daemon:
             log_event(log, logging.ERROR, "config_reload_failed", error=str(e))
             self.notifier.ready("running (reload rejected)")
             return {"reloaded": False, "error": str(e)}
+        # The forwarder keeps its connection and format until a restart (a reading stored in
+        # one format meanwhile is converted when sent in the other).
         restart_needed = [
-            k for k in ("sources", "store", "lorawan") if getattr(new, k) != getattr(self.cfg, k)
+            k
+            for k in ("sources", "store", "lorawan", "upstream")
+            if getattr(new, k) != getattr(self.cfg, k)
         ]
         self.cfg = new
         self.ingest.cfg = new

@@ -306,9 +306,8 @@ def _unb64(s: str) -> bytes | None:
 
 
 _HEADS = {major: [_head(major, n) for n in range(256)] for major in (2, 3, 4, 5)}
-_ONCE: Any = object()
 # Field kinds: how a schema key's value is written.
-_K_PLAIN, _K_TIME, _K_HEX, _K_B64, _K_MAP, _K_DEVINFO, _K_RX, _K_TX = range(8)
+_K_PLAIN, _K_TIME, _K_HEX, _K_B64, _K_MAP, _K_DEVINFO, _K_RX = range(7)
 _KINDS = {
     "time": _K_TIME,
     "data": _K_B64,
@@ -318,7 +317,7 @@ _KINDS = {
     "gatewayId": _K_HEX,
     "deviceInfo": _K_DEVINFO,
     "rxInfo": _K_RX,
-    "txInfo": _K_TX,
+    "txInfo": _K_MAP,
     "modulation": _K_MAP,
     "lora": _K_MAP,
     "fsk": _K_MAP,
@@ -326,91 +325,98 @@ _KINDS = {
 _SCHEMA: dict[str, tuple[bytes, int]] = {
     k: (b, _KINDS.get(k, _K_PLAIN)) for k, b in _LABEL_BYTES.items()
 }
+_ITEM_V1 = 1  # first byte of a stored CBOR item (the outbox body for format = "cbor")
+_TAG_NAMESPACE = b"\xd9\x01\x00"  # tag 256: a string-reference namespace
+_REFS = [b"\xd8\x19" + _head(0, k) for k in range(4096)]  # tag 25: the k-th namespace string
 
 
-def _encoder() -> tuple[list[bytes], Any, Any]:
-    """One CBOR message under a string-reference namespace (tag 256): each text or byte string
-    long enough to gain is sent once and referenced (tag 25) after. Closures over locals: this
-    is the drain's hot loop. Returns (parts, message(dict), value(any))."""
-    parts: list[bytes] = [b"\xd9\x01\x00"]
-    ap = parts.append
-    refs: dict[str | bytes, bytes] = {}
-    seen: dict[Any, Any] = {}  # maps repeated within the message (deviceInfo, txInfo)
-    heads_t, heads_b, heads_a, heads_m = _HEADS[3], _HEADS[2], _HEADS[4], _HEADS[5]
-    small = _SMALL_INTS
-    schema = _SCHEMA
-    jdumps = orjson.dumps
+# Written first, side by side, so ingest reuses them as one cached piece (uplink_item).
+_DEVICE_FIELDS = ("gatewayId", "deviceInfo", "devEui", "devAddr", "fPort", "codec")
+_RX_FIELDS = ("gatewayId", "crcStatus")
 
-    def string(s: str | bytes) -> None:
-        ref = refs.get(s)
-        if ref is not None:
-            ap(ref)
-            return
-        if type(s) is str:
-            raw = s.encode()
-            heads = heads_t
-            major = 3
-        else:
-            raw = s  # type: ignore[assignment]  # bytes: `type(s) is str` does not narrow
-            heads = heads_b
-            major = 2
-        n = len(raw)
-        k = len(refs)
-        # The namespace takes a string only if it is at least as long as a reference to it.
-        if n >= (3 if k < 24 else 4 if k < 256 else 5 if k < 65536 else 7):
-            refs[s] = b"\xd8\x19" + (small[k] if k < 24 else _head(0, k))
-        ap((heads[n] if n < 256 else _head(major, n)) + raw)
 
-    def value(v: Any) -> None:
-        t = type(v)
-        if t is str:
-            string(v)
-        elif t is int:
-            b = small.get(v)
-            ap(b if b is not None else _int(v))
-        elif t is float:
-            ap(_float(v))
-        elif t is bool:
-            ap(b"\xf5" if v else b"\xf4")
-        elif v is None:
-            ap(b"\xf6")
-        elif t is dict:
-            n = len(v)
-            ap(heads_m[n] if n < 256 else _head(5, n))
-            for k, x in v.items():
-                string(k)
-                value(x)
-        elif t is list:
-            n = len(v)
-            ap(heads_a[n] if n < 256 else _head(4, n))
-            for x in v:
-                value(x)
-        else:
-            raise ValueError(f"not a JSON value: {t.__name__}")
+class _Writer:
+    """One CBOR item, no references yet: every text or byte string long enough to be
+    referenced is a part of its own and its index is noted (`slots`), so the drain can splice
+    references in (cbor_messages) without decoding."""
 
-    def memo(v: dict[str, Any], skip: str | None) -> None:
-        # The second rendering has every string as a reference: stable from then on.
-        key = (skip, jdumps(v))
-        hit = seen.get(key)
-        if hit is None or hit is _ONCE:
-            start = len(parts)
-            labelled(v, skip, None)
-            seen[key] = _ONCE if hit is None else b"".join(parts[start:])
-        else:
-            ap(hit)
+    __slots__ = ("parts", "slots", "ap", "string", "blob", "value", "field", "labelled")
 
-    def labelled(m: dict[str, Any], skip: str | None, eui: str | None) -> None:
-        """A schema map: known keys as labels, each value as its field's kind says."""
-        n = len(m) - (skip is not None)
-        ap(heads_m[n] if n < 256 else _head(5, n))
-        for k, v in m.items():
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.slots: list[int] = []
+        parts = self.parts
+        self.ap = ap = parts.append
+        slot = self.slots.append
+        heads_t, heads_b, heads_a, heads_m = _HEADS[3], _HEADS[2], _HEADS[4], _HEADS[5]
+        small = _SMALL_INTS
+        schema = _SCHEMA
+
+        def string(s: str | bytes) -> None:
+            if type(s) is str:
+                raw = s.encode()
+                heads = heads_t
+                major = 3
+            else:
+                raw = s  # type: ignore[assignment]  # bytes: `type(s) is str` does not narrow
+                heads = heads_b
+                major = 2
+            n = len(raw)
+            if n >= 3:  # the shortest a namespace takes (RFC 8949 registry, tag 256)
+                slot(len(parts))
+            ap((heads[n] if n < 256 else _head(major, n)) + raw)
+
+        def blob(b: bytes) -> None:
+            """Bytes that hardly ever repeat (a payload, a concentrator timestamp): sent as an
+            indefinite-length string, which no namespace takes (tag 256's rule, and what cbor2
+            does), so they cost the drain nothing and keep references to the others short."""
+            n = len(b)
+            if n < 3:
+                ap(heads_b[n] + b)
+            else:
+                ap(b"\x5f" + (heads_b[n] if n < 256 else _head(2, n)) + b + b"\xff")
+
+        def value(v: Any) -> None:
+            t = type(v)
+            if t is str:
+                string(v)
+            elif t is int:
+                b = small.get(v)
+                if b is not None:
+                    ap(b)
+                elif -(2**64) <= v < 2**64:
+                    ap(_head(0, v) if v >= 0 else _head(1, -1 - v))
+                else:  # bignum, tags 2/3 (the stdlib JSON path carries any integer): its
+                    n = v if v >= 0 else -1 - v  # byte string counts in the namespace too
+                    ap(b"\xc2" if v >= 0 else b"\xc3")
+                    string(n.to_bytes((n.bit_length() + 7) // 8, "big"))
+            elif t is float:
+                ap(_float(v) if v - v == 0 else b"\xf6")  # NaN, inf: null, as JSON has it
+            elif t is bool:
+                ap(b"\xf5" if v else b"\xf4")
+            elif v is None:
+                ap(b"\xf6")
+            elif t is dict:
+                n = len(v)
+                ap(heads_m[n] if n < 256 else _head(5, n))
+                for k, x in v.items():
+                    string(k)
+                    value(x)
+            elif t is list:
+                n = len(v)
+                ap(heads_a[n] if n < 256 else _head(4, n))
+                for x in v:
+                    value(x)
+            else:  # frozen codec output, bytes, ...: what the JSON encoder makes of them
+                value(_json_default(v))
+
+        def field(k: str, v: Any, eui: str | None) -> None:
+            """One map entry: a known key as its label, the value as its field's kind says."""
             spec = schema.get(k)
             if spec is None:
                 string(k)
                 value(v)
-                continue
-            if k == skip:
-                continue
+                return
             ap(spec[0])
             kind = spec[1]
             t = type(v)
@@ -430,38 +436,276 @@ def _encoder() -> tuple[list[bytes], Any, Any]:
                 string(v if b is None else b)
             elif t is str and kind == _K_B64:
                 b = _unb64(v)
-                string(v if b is None else b)
+                string(v) if b is None else blob(b)
             elif t is dict and kind == _K_MAP:
                 labelled(v, None, None)
             elif t is dict and kind == _K_DEVINFO:
-                memo(v, "devEui" if eui is not None and v.get("devEui") == eui else None)
-            elif t is dict and kind == _K_TX:
-                memo(v, None)
+                labelled(v, "devEui" if eui is not None and v.get("devEui") == eui else None, None)
             elif t is list and kind == _K_RX:
                 ap(heads_a[len(v)] if len(v) < 256 else _head(4, len(v)))
                 for x in v:
-                    labelled(x, None, None) if type(x) is dict else value(x)
+                    labelled(x, None, None, _RX_FIELDS) if type(x) is dict else value(x)
             else:
                 value(v)
 
-    def message(m: dict[str, Any]) -> None:
+        def labelled(
+            m: dict[str, Any], skip: str | None, eui: str | None, first: tuple[str, ...] = ()
+        ) -> None:
+            """A schema map; the `first` keys first."""
+            n = len(m) - (skip is not None and skip in m)
+            ap(heads_m[n] if n < 256 else _head(5, n))
+            for k in first:
+                if k in m and k != skip:
+                    field(k, m[k], eui)
+            for k, v in m.items():
+                if k != skip and k not in first:
+                    field(k, v, eui)
+
+        self.string, self.blob, self.value = string, blob, value
+        self.field, self.labelled = field, labelled
+
+    def message(self, m: Any) -> None:
+        if type(m) is not dict:
+            self.value(m)
+            return
         eui = m.get("devEui")
         if type(eui) is not str:
-            labelled(m, None, None)
+            self.labelled(m, None, None)
         elif m.get("id") == f"{m.get('gatewayId')}:{eui}:{m.get('fCnt')}":
-            labelled(m, "id", eui)
+            self.labelled(m, "id", eui, _DEVICE_FIELDS)
         else:
-            labelled(m, None, eui)
+            self.labelled(m, None, eui, _DEVICE_FIELDS)
 
-    return parts, message, value
+    def extend(self, chunk: tuple[list[bytes], list[int]]) -> None:
+        """Append a cached piece (parts and slots of another writer)."""
+        base = len(self.parts)
+        self.parts.extend(chunk[0])
+        self.slots.extend([base + i for i in chunk[1]])
+
+    def item(self) -> bytes:
+        """The stored form (cbor_item): the item cut into pieces at its referable strings."""
+        parts = self.parts
+        pieces: list[bytes] = []
+        prev = 0
+        for i in self.slots:
+            pieces.append(b"".join(parts[prev:i]))
+            pieces.append(parts[i])
+            prev = i + 1
+        pieces.append(b"".join(parts[prev:]))
+        if len(pieces) > _MAX_PIECES or max(map(len, pieces)) > 0xFFFF:
+            return _pack("<BH", _ITEM_V1, 0) + _TAG_NAMESPACE + b"".join(pieces)
+        n = len(pieces)
+        return _pack(f"<BH{n}H", _ITEM_V1, n, *map(len, pieces)) + b"".join(pieces)
 
 
-def _int(v: int) -> bytes:
-    if -(2**64) <= v < 2**64:
-        return _head(0, v) if v >= 0 else _head(1, -1 - v)
-    n = v if v >= 0 else -1 - v  # bignum, tags 2/3 (the stdlib JSON path carries any integer)
-    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return (b"\xc2" if v >= 0 else b"\xc3") + _head(2, len(raw)) + raw
+_MAX_PIECES = 4095  # a struct format per piece: keep the unpacking formats small
+
+
+def cbor_item(m: Any) -> bytes:
+    """A message as the outbox keeps it for `format = "cbor"`, made once at ingest so the drain
+    only splices (the JSON text would cost a parse and a Python encode per reading there).
+    Layout: version byte 1, a piece count n (uint16 LE), n piece lengths (uint16 LE), then the
+    CBOR item, without string references, cut into n pieces: a gap, a string a namespace could
+    take, a gap, ... a gap. With n = 0 the item follows in a namespace of its own (tag 256):
+    too large to cut, its strings never touch the batch's."""
+    w = _Writer()
+    w.message(m)
+    return w.item()
+
+
+def _cached(cache: dict[Any, Any], key: Any, write: Any) -> tuple[list[bytes], list[int]]:
+    hit = cache.get(key)
+    if hit is None:
+        w = _Writer()
+        write(w)
+        if len(cache) >= 4096:
+            cache.clear()
+        hit = cache[key] = (w.parts, w.slots)
+    return hit  # type: ignore[no-any-return]
+
+
+_DEVICE_PIECES: dict[Any, Any] = {}  # device fields -> written (_DEVICE_FIELDS)
+_RX_PIECES: dict[Any, Any] = {}  # gateway id -> its written rxInfo fields (_RX_FIELDS)
+_TX_PIECES: dict[Any, Any] = {}  # radio setting -> written txInfo
+
+
+def uplink_item(
+    r: Reading, gateway_id: str, device_name: str = "", tags: Sequence[str] = ()
+) -> bytes:
+    """cbor_item(uplink_message(r, ...)) made straight from the reading: the fields one device
+    or gateway repeats are written once and reused, so ingest pays about what JSON costs.
+    tests/test_cbor_wire.py holds the two equal."""
+    eui = r.dev_eui.hex()
+    w = _Writer()
+    ap, field, value = w.ap, w.field, w.value
+    std_id = r.id == f"{gateway_id}:{eui}:{r.fcnt}"
+    n = 15 - std_id + bool(r.flags) + bool(r.extras) + bool(r.codec) + bool(r.decode_error)
+    ap(_HEADS[5][n])
+
+    def device(d: _Writer) -> None:
+        def fields() -> None:
+            d.field("gatewayId", gateway_id, eui)
+            d.field(
+                "deviceInfo", {"devEui": eui, "deviceName": device_name, "tags": list(tags)}, eui
+            )
+            d.field("devEui", eui, eui)
+            d.field("devAddr", r.dev_addr.hex(), eui)
+            d.field("fPort", r.f_port, eui)
+            if r.codec:
+                d.field("codec", r.codec, eui)
+
+        fields()
+
+    key = (gateway_id, r.dev_eui, r.dev_addr, device_name, tuple(tags), r.f_port, r.codec)
+    w.extend(_cached(_DEVICE_PIECES, key, device))
+    if not std_id:
+        field("id", r.id, eui)
+    field("time", iso_time(r.time), eui)
+    field("timeValid", r.time_valid, eui)
+    field("fCnt", r.fcnt, eui)
+    field("confirmed", r.confirmed, eui)
+    ap(_LABEL_BYTES["data"])
+    w.blob(r.payload)
+    ap(_LABEL_BYTES["object"])
+    value(dict(r.object))
+    ap(_LABEL_BYTES["measurements"])
+    value(dict(r.measurements))
+    ap(_LABEL_BYTES["rxInfo"])
+    ap(_HEADS[4][len(r.rx)] if len(r.rx) < 256 else _head(4, len(r.rx)))
+    for x in r.rx:
+        _rx_item(w, x)
+    ap(_LABEL_BYTES["txInfo"])
+    if r.rx:
+        rx0 = r.rx[0]
+        tkey = (rx0.modulation, rx0.freq_hz, rx0.bitrate, rx0.sf, rx0.bw_khz, rx0.code_rate)
+        w.extend(_cached(_TX_PIECES, tkey, lambda t: t.labelled(_tx_json(rx0), None, None)))
+    else:
+        ap(_HEADS[5][0])
+    for k, v in (("flags", r.flags), ("extras", r.extras)):
+        if v:
+            ap(_LABEL_BYTES[k])
+            value(dict(v))
+    if r.decode_error:
+        field("decodeError", r.decode_error, eui)
+    return w.item()
+
+
+def _rx_item(w: _Writer, rx: RxInfo) -> None:
+    """One rxInfo entry as _Writer.labelled writes _rx_json(rx)."""
+    n = 3 + sum(
+        x is not None
+        for x in (
+            rx.rssi_dbm,
+            rx.snr_db,
+            rx.channel,
+            rx.rf_chain,
+            rx.antenna,
+            rx.board,
+            rx.tmst,
+            rx.gw_time,
+        )
+    )
+    w.ap(_HEADS[5][n])
+    w.extend(
+        _cached(
+            _RX_PIECES,
+            rx.gateway_id,
+            lambda g: (
+                g.field("gatewayId", rx.gateway_id, None),
+                g.field("crcStatus", "CRC_OK", None),
+            ),
+        )
+    )
+    field = w.field
+    field("time", iso_time(rx.rx_wall), None)
+    for k, v in (
+        ("rssi", rx.rssi_dbm),
+        ("snr", rx.snr_db),
+        ("channel", rx.channel),
+        ("rfChain", rx.rf_chain),
+        ("antenna", rx.antenna),
+        ("board", rx.board),
+    ):
+        if v is not None:
+            field(k, v, None)
+    if rx.tmst is not None:
+        w.ap(_LABEL_BYTES["context"])
+        w.blob(rx.tmst.to_bytes(4, "big"))
+    if rx.gw_time is not None:
+        field("gwTime", rx.gw_time, None)
+
+
+def cbor_messages(items: Sequence[bytes], batch: bool) -> bytes:
+    """One MQTT payload from stored items (cbor_item): a string-reference namespace (tag 256)
+    over the item, or over an array of them when `batch`; each string the namespace already
+    holds becomes a reference (tag 25). Strings enter the namespace in document order when at
+    least as long as a reference to them, exactly as a decoder counts them. The drain's hot
+    loop, so C does the cutting (a struct per piece layout) and the lookups (map); Python
+    walks the strings one by one only in an item that has one the namespace lacks."""
+    out: list[bytes] = [_TAG_NAMESPACE]
+    if batch:
+        out.append(_head(4, len(items)))
+    extend = out.extend
+    refs: dict[bytes, bytes] = {}  # string (head + text) -> its reference
+    get = refs.get
+    layouts = _LAYOUTS
+    for body in items:
+        try:
+            head = body[: 3 + 2 * (body[1] | body[2] << 8)]
+            layout = layouts.get(head)
+            if layout is None:
+                layout = _layout(head)
+            if layout is _WHOLE:  # an item in a namespace of its own
+                out.append(body[3:])
+                continue
+            pieces = layout.unpack(body)
+        except (IndexError, struct.error, ValueError) as e:
+            raise ValueError(f"not a stored CBOR item: {e}") from None
+        strings = pieces[1::2]
+        found = list(map(get, strings))
+        if None in found:
+            for i, chunk in enumerate(strings):
+                ref = get(chunk)
+                if ref is None:
+                    _enter(refs, chunk)
+                    ref = chunk
+                found[i] = ref
+        pieces = list(pieces)
+        pieces[1::2] = found
+        extend(pieces)
+    return b"".join(out)
+
+
+def _layout(head: bytes) -> struct.Struct:
+    if head[0] != _ITEM_V1 or len(head) < 3:
+        raise ValueError(f"unknown version {head[0]}")
+    n = head[1] | head[2] << 8
+    if n == 0:
+        return _WHOLE
+    lengths = _unpack(f"<{n}H", head[3:])
+    if len(_LAYOUTS) >= 4096:
+        _LAYOUTS.clear()
+    layout = _LAYOUTS[head] = struct.Struct(f"<{len(head)}x" + "".join(f"{k}s" for k in lengths))
+    return layout
+
+
+_LAYOUTS: dict[bytes, struct.Struct] = {}  # item header -> how to cut the item into pieces
+_WHOLE = struct.Struct("<3x")  # n = 0: not cut
+
+
+def _enter(refs: dict[bytes, bytes], chunk: bytes) -> None:
+    """A string seen for the first time: the namespace takes it if at least as long as a
+    reference to it would be (head + text longer than the threshold = text reaches it)."""
+    k = len(refs)
+    if len(chunk) > (3 if k < 24 else 4 if k < 256 else 5 if k < 65536 else 7):
+        refs[chunk] = _REFS[k] if k < 4096 else b"\xd8\x19" + _head(0, k)
+
+
+def _item_cbor(body: bytes) -> bytes:
+    """The plain CBOR of a stored item (no references)."""
+    if len(body) < 3 or body[0] != _ITEM_V1:
+        raise ValueError("not a stored CBOR item")
+    return body[3 + 2 * (body[1] | body[2] << 8) :]
 
 
 def _loads(text: str) -> Any:
@@ -471,24 +715,36 @@ def _loads(text: str) -> Any:
         return json.loads(text)
 
 
-def encode_single(body_json: str, fmt: str) -> bytes:
+def uplink_body(
+    r: Reading, gateway_id: str, device_name: str, tags: Sequence[str], fmt: str
+) -> str | bytes:
+    """What the outbox stores for a reading: JSON text, or for `format = "cbor"` a CBOR item
+    (uplink_item), so the drain never re-encodes."""
+    if fmt == "cbor":
+        return uplink_item(r, gateway_id, device_name, tags)
+    return dumps(uplink_message(r, gateway_id, device_name, tags))
+
+
+def _as_item(body: str | bytes) -> bytes:
+    return body if type(body) is bytes else cbor_item(_loads(body))  # type: ignore[arg-type]
+
+
+def item_json(body: bytes) -> str:
+    """A stored CBOR item as JSON text (the format was switched to JSON with a backlog)."""
+    return dumps(json_form(cbor2.loads(_item_cbor(body))))
+
+
+def encode_single(body: str | bytes, fmt: str) -> bytes:
+    """One message's payload from an outbox body (JSON text or a stored CBOR item)."""
     if fmt == "json":
-        return body_json.encode()
-    parts, message, value = _encoder()
-    m = _loads(body_json)
-    message(m) if type(m) is dict else value(m)
-    return b"".join(parts)
+        return (body if type(body) is str else item_json(body)).encode()  # type: ignore[arg-type]
+    return cbor_messages([_as_item(body)], batch=False)
 
 
-def encode_batch(bodies: Sequence[str]) -> bytes:
+def encode_batch(bodies: Sequence[str | bytes]) -> bytes:
     """A CBOR array of readings: one message for many readings (metered backhaul); repeated
     text (codec keys, names, EUIs) goes once per message."""
-    msgs = _loads("[" + ",".join(bodies) + "]")
-    parts, message, value = _encoder()
-    parts.append(_head(4, len(msgs)))
-    for m in msgs:
-        message(m) if type(m) is dict else value(m)
-    return b"".join(parts)
+    return cbor_messages([_as_item(b) for b in bodies], batch=True)
 
 
 def _iso(d: datetime.datetime) -> str:

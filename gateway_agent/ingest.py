@@ -18,7 +18,7 @@ from typing import Any
 import decoders
 from gateway_agent.config import Config
 from gateway_agent.errors import BadInput, CodecError, DiskFullError, StoreError
-from gateway_agent.formats import alert_message, dumps, event_message, uplink_message
+from gateway_agent.formats import alert_message, dumps, event_message, uplink_body
 from gateway_agent.logfmt import RateLimitedLog, log_event
 from gateway_agent.lorawan import frame as lw_frame
 from gateway_agent.lorawan import join as lw_join
@@ -329,7 +329,9 @@ class Ingest:
                 len(r.rx),
             )
         )
-        body = dumps(uplink_message(r, self.cfg.agent.gateway_id, dev.name, dev.tags))
+        body = uplink_body(
+            r, self.cfg.agent.gateway_id, dev.name, dev.tags, self.cfg.upstream.format
+        )
         b.outbox.append(
             (PRIO_READING, "up", eui, f"devices/{eui}/up", r.id, body, r.time, time.monotonic())
         )

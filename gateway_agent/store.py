@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway_agent.errors import DiskFullError, StoreError
 from gateway_agent.logfmt import log_event
@@ -141,15 +141,17 @@ def migrate(db: sqlite3.Connection) -> int:
 # --------------------------------------------------------------------------- values
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxRow:
+class OutboxRow(NamedTuple):
+    """A tuple, made by the C tuple constructor: the drain reads ~50,000 rows/s (a frozen
+    dataclass cost ~1 us a row in object.__setattr__)."""
+
     seq: int
     priority: int
     kind: str  # "up" | "alert" | "event"
     dev_eui: str | None
     topic: str  # suffix under {prefix}/{gateway_id}/
     msg_id: str
-    body: str  # JSON text
+    body: str | bytes  # JSON text, or a CBOR item (formats.cbor_item) for format = "cbor"
     created: float
 
 
@@ -632,7 +634,7 @@ class Store:
             }
 
     def add_outbox(
-        self, rows: Sequence[tuple[int, str, str | None, str, str, str, float, float]]
+        self, rows: Sequence[tuple[int, str, str | None, str, str, str | bytes, float, float]]
     ) -> None:
         self._write(lambda db: self._insert_outbox(db, rows))
 
@@ -655,7 +657,7 @@ class Store:
             cur = self.db.cursor()
             cur.row_factory = None  # plain tuples: no sqlite3.Row per row on the drain path
             rows = cur.execute(sql, (*args, limit)).fetchall()
-        return [OutboxRow(*r) for r in rows]
+        return list(map(OutboxRow._make, rows))
 
     def outbox_fetch_urgent(self, limit: int) -> list[OutboxRow]:
         """Alerts and events only (they overtake readings, invariant 3)."""
@@ -665,7 +667,7 @@ class Store:
         )
         with self._lock:
             rows = self.db.execute(sql, (PRIO_READING, limit)).fetchall()
-        return [OutboxRow(*tuple(r)) for r in rows]
+        return [OutboxRow._make(r) for r in rows]
 
     def outbox_depth(self) -> int:
         with self._lock:

@@ -4,11 +4,14 @@ readable by a stock CBOR decoder (integer labels, byte strings, tag 1 times, str
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime
 import json
+from types import MappingProxyType
 from typing import Any
 
 import cbor2
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,11 +19,14 @@ from gateway_agent.formats import (
     LABELS,
     NAMES,
     alert_message,
+    cbor_item,
     decode_payload,
     dumps,
     encode_batch,
     encode_single,
     event_message,
+    item_json,
+    uplink_item,
     uplink_message,
 )
 from gateway_agent.lorawan.radio import RxInfo
@@ -66,7 +72,8 @@ def rx_infos(draw: Any) -> RxInfo:
 
 
 @st.composite
-def uplink_bodies(draw: Any) -> str:
+def readings(draw: Any) -> tuple[Reading, str, str, list[str]]:
+    """A reading with what uplink_message takes beside it: gateway id, device name, tags."""
     eui = draw(st.binary(min_size=8, max_size=8))
     gw = draw(st.sampled_from(["fife-ps-017", "b827ebfffe6c1a2b", "gw"]))
     fcnt = draw(st.integers(0, 2**32 - 1))
@@ -87,7 +94,25 @@ def uplink_bodies(draw: Any) -> str:
         decode_error=draw(st.one_of(st.none(), st.text(max_size=20))),
     )
     tags = draw(st.lists(st.text(max_size=10), max_size=3))
-    return dumps(uplink_message(r, gw, draw(st.text(max_size=16)), tags))
+    return r, gw, draw(st.text(max_size=16)), tags
+
+
+def uplink_bodies() -> st.SearchStrategy[str]:
+    return readings().map(lambda a: dumps(uplink_message(*a)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(readings(), min_size=1, max_size=12))
+def test_ingest_items_are_the_generic_encoding(rs: list[Any]) -> None:
+    """uplink_item (made at ingest from the reading, with cached device, gateway and radio
+    pieces) writes exactly what cbor_item writes from the message dict, and a batch of them
+    decodes to the JSON messages."""
+    items = [uplink_item(*a) for a in rs]
+    assert items == [cbor_item(uplink_message(*a)) for a in rs]
+    want = [json.loads(dumps(uplink_message(*a))) for a in rs]
+    assert decode_payload(encode_batch(items), "cbor") == want
+    assert [json.loads(item_json(i)) for i in items] == want  # format switched to JSON
+    assert decode_payload(encode_single(items[0], "json"), "json") == want[0]
 
 
 @settings(max_examples=200, deadline=None)
@@ -127,6 +152,10 @@ def test_alerts_and_events_round_trip(
 
 
 def _reading(i: int) -> str:
+    return dumps(uplink_message(*_reading_args(i)))
+
+
+def _reading_args(i: int) -> tuple[Reading, str, str, tuple[str, ...]]:
     eui = (0x70B3D57ED0000000 + i % 7).to_bytes(8, "big")
     rx = RxInfo(
         gateway_id="b827ebfffe6c1a2b",
@@ -157,7 +186,7 @@ def _reading(i: int) -> str:
         object={"temperature_1": (200 + i % 50) / 10, "humidity_2": 40.0},
         rx=(rx,),
     )
-    return dumps(uplink_message(r, "fife-ps-017", "P7 classroom", ("fife", "school-017")))
+    return r, "fife-ps-017", "P7 classroom", ("fife", "school-017")
 
 
 def test_a_stock_decoder_sees_labels_bytes_and_times() -> None:
@@ -203,3 +232,45 @@ def test_labels_are_stable() -> None:
         13,
     ]
     assert len(set(LABELS.values())) == len(LABELS)
+
+
+def test_regions_and_repeats_cost_one_lookup_and_stay_exact() -> None:
+    """Readings of a few devices through one gateway: after each device's first reading its
+    names, EUIs and the gateway id go as references; the batch still decodes exactly."""
+    items = [uplink_item(*_reading_args(i)) for i in range(40)]
+    batch = encode_batch(items)
+    assert decode_payload(batch, "cbor") == [
+        json.loads(dumps(uplink_message(*_reading_args(i)))) for i in range(40)
+    ]
+    assert batch.count(b"P7 classroom") == 1
+    assert batch.count(bytes.fromhex("b827ebfffe6c1a2b")) == 1
+
+
+def test_non_finite_and_frozen_codec_values_match_the_json() -> None:
+    """A codec's NaN/inf become null and its frozen maps and tuples plain maps and arrays,
+    whichever format is configured."""
+    r, gw, name, tags = _reading_args(1)
+    nested = MappingProxyType({"a": (1, 2.5, MappingProxyType({"b": float("nan")}))})
+    r = dataclasses.replace(r, object={"x": float("inf"), "n": nested, "raw": b"\x01\x02"})
+    want = json.loads(dumps(uplink_message(r, gw, name, tags)))
+    assert want["object"] == {"x": None, "n": {"a": [1, 2.5, {"b": None}]}, "raw": "0102"}
+    assert decode_payload(encode_single(uplink_item(r, gw, name, tags), "cbor"), "cbor") == want
+
+
+def test_an_item_too_long_for_offsets_keeps_its_own_namespace() -> None:
+    """A huge codec object (> 32 KiB) is stored without string offsets, wrapped in a namespace
+    of its own: readings before and after it in a batch still resolve their references."""
+    big_r, gw, name, tags = _reading_args(2)
+    big_r = dataclasses.replace(big_r, object={f"k{i}": "P7 classroom" * 3 for i in range(1500)})
+    rs = [_reading_args(1), (big_r, gw, name, tags), _reading_args(3)]
+    items = [uplink_item(*a) for a in rs]
+    assert len(items[1]) > 32768
+    want = [json.loads(dumps(uplink_message(*a))) for a in rs]
+    assert decode_payload(encode_batch(items), "cbor") == want
+
+
+def test_a_damaged_stored_item_is_refused_clearly() -> None:
+    item = uplink_item(*_reading_args(1))
+    for bad in (b"\x02" + item[1:], item[:-1], item[:3]):
+        with pytest.raises(ValueError, match="stored CBOR item"):
+            encode_batch([bad])

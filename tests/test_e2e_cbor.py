@@ -1,0 +1,113 @@
+"""CBOR end to end: the real daemon stores each reading as a CBOR item at ingest (so the drain
+only splices batches), the batches upstream decode to the JSON messages, and a backlog stored
+as CBOR still goes out right after the format is switched to JSON."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from gateway_agent.formats import decode_payload
+from hil.broker import Mosquitto
+from tests.agentproc import Agent, Forwarder, Subscriber, write_toml
+from tests.test_e2e import DEVS, device_table, uplink
+
+CBOR = {"upstream": {"format": "cbor", "batch_max": 8}}
+
+
+def _agent(tmp: Path, port: int, **extra: Any) -> Agent:
+    return Agent(tmp, port, [device_table(d) for d in DEVS], extra={**CBOR, **extra})
+
+
+def _push(agent: Agent, fcnts: range) -> None:
+    fw = Forwarder(agent.udp_port)
+    for fcnt in fcnts:
+        for i, d in enumerate(DEVS):
+            assert fw.push(uplink(d, fcnt, temp=20.0 + fcnt + i)) is not None
+    fw.close()
+
+
+def _wait(cond: Any, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cond()
+
+
+def _body_types(agent: Agent) -> list[str]:
+    with sqlite3.connect(agent.state / "agent.db") as db:
+        return [r[0] for r in db.execute("SELECT typeof(body) FROM outbox WHERE kind = 'up'")]
+
+
+def _check(readings: list[dict[str, Any]], fcnts: range) -> None:
+    for d in DEVS:
+        mine = [m for m in readings if m["devEui"] == d["eui"]]
+        assert [m["fCnt"] for m in mine] == list(fcnts), "per device, FCnt order"
+        for m in mine:
+            assert m["id"] == f"test-gw:{d['eui']}:{m['fCnt']}"
+            assert m["deviceInfo"] == {
+                "devEui": d["eui"],
+                "deviceName": f"room {d['eui'][-1]}",
+                "tags": ["school-017"],
+            }
+            i = DEVS.index(d)
+            assert m["measurements"]["temperature_c"] == round(20.0 + m["fCnt"] + i, 1)
+            assert m["rxInfo"][0]["gatewayId"] == "b827ebfffe6c1a2b"
+
+
+def test_cbor_batches_from_items_made_at_ingest(broker: Mosquitto, tmp_path: Path) -> None:
+    broker.stop()
+    agent = _agent(tmp_path / "a", broker.port)
+    agent.start()
+    try:
+        _push(agent, range(12))
+        _wait(lambda: agent.ask("outbox")["depth"] >= 24)
+        assert set(_body_types(agent)) == {"blob"}, "a CBOR item per reading, made at ingest"
+        broker.start()
+        sub = Subscriber(broker.port, "ga/#")
+        _wait(lambda: agent.ask("outbox")["depth"] == 0, 20)
+        _wait(lambda: sum(1 for t, _ in sub.messages if t == "ga/test-gw/batch/up") >= 3)
+        batches = [decode_payload(p, "cbor") for t, p in sub.messages if t.endswith("batch/up")]
+        assert all(len(b) <= 8 for b in batches)
+        readings = [m for b in batches for m in b]
+        assert len({m["id"] for m in readings}) == 24
+        _check(readings, range(12))
+        sub.close()
+        assert agent.stop() == 0
+    finally:
+        agent.kill()
+
+
+def test_a_cbor_backlog_goes_out_as_json_after_the_switch(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    broker.stop()
+    agent = _agent(tmp_path / "b", broker.port)
+    agent.start()
+    try:
+        _push(agent, range(6))
+        _wait(lambda: agent.ask("outbox")["depth"] >= 12)
+        assert agent.stop() == 0
+        cfg = dict(agent.cfg)
+        cfg["upstream"] = {**cfg["upstream"], "format": "json", "batch_max": 1}
+        write_toml(agent.config_path, cfg)
+        agent.start()
+        _push(agent, range(6, 9))  # new readings: stored as JSON text
+        _wait(lambda: agent.ask("outbox")["depth"] >= 18)
+        assert sorted(set(_body_types(agent))) == ["blob", "text"]
+        broker.start()
+        sub = Subscriber(broker.port, "ga/#")
+        msgs = sub.wait_for(18)
+        assert len(msgs) >= 18, "every reading, whichever form it was stored in"
+        assert not [t for t, _ in sub.messages if t.endswith("batch/up")]
+        _check(msgs, range(9))
+        sub.close()
+        assert agent.proc is not None
+        os.kill(agent.proc.pid, signal.SIGTERM)
+        assert agent.proc.wait(10) == 0
+    finally:
+        agent.kill()
