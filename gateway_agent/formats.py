@@ -521,7 +521,7 @@ def _cached(cache: dict[Any, Any], key: Any, write: Any) -> tuple[list[bytes], l
         if len(cache) >= 4096:
             cache.clear()
         hit = cache[key] = (w.parts, w.slots)
-    return hit  # type: ignore[no-any-return]
+    return hit
 
 
 _DEVICE_PIECES: dict[Any, Any] = {}  # device fields -> written (_DEVICE_FIELDS)
@@ -635,7 +635,7 @@ def _rx_item(w: _Writer, rx: RxInfo) -> None:
         field("gwTime", rx.gw_time, None)
 
 
-def cbor_messages(items: Sequence[bytes], batch: bool) -> bytes:
+def cbor_messages(items: Sequence[str | bytes], batch: bool) -> bytes:
     """One MQTT payload from stored items (cbor_item): a string-reference namespace (tag 256)
     over the item, or over an array of them when `batch`; each string the namespace already
     holds becomes a reference (tag 25). Strings enter the namespace in document order when at
@@ -649,7 +649,9 @@ def cbor_messages(items: Sequence[bytes], batch: bool) -> bytes:
     refs: dict[bytes, bytes] = {}  # string (head + text) -> its reference
     get = refs.get
     layouts = _LAYOUTS
-    for body in items:
+    for stored in items:
+        # JSON text: stored before a switch to CBOR, or an alert or event.
+        body = stored if type(stored) is bytes else cbor_item(_loads(stored))  # type: ignore[arg-type]
         try:
             head = body[: 3 + 2 * (body[1] | body[2] << 8)]
             layout = layouts.get(head)
@@ -658,10 +660,10 @@ def cbor_messages(items: Sequence[bytes], batch: bool) -> bytes:
             if layout is _WHOLE:  # an item in a namespace of its own
                 out.append(body[3:])
                 continue
-            pieces = layout.unpack(body)
+            cut = layout.unpack(body)
         except (IndexError, struct.error, ValueError) as e:
             raise ValueError(f"not a stored CBOR item: {e}") from None
-        strings = pieces[1::2]
+        strings = cut[1::2]
         found = list(map(get, strings))
         if None in found:
             for i, chunk in enumerate(strings):
@@ -670,7 +672,7 @@ def cbor_messages(items: Sequence[bytes], batch: bool) -> bytes:
                     _enter(refs, chunk)
                     ref = chunk
                 found[i] = ref
-        pieces = list(pieces)
+        pieces = list(cut)
         pieces[1::2] = found
         extend(pieces)
     return b"".join(out)
@@ -725,10 +727,6 @@ def uplink_body(
     return dumps(uplink_message(r, gateway_id, device_name, tags))
 
 
-def _as_item(body: str | bytes) -> bytes:
-    return body if type(body) is bytes else cbor_item(_loads(body))  # type: ignore[arg-type]
-
-
 def item_json(body: bytes) -> str:
     """A stored CBOR item as JSON text (the format was switched to JSON with a backlog)."""
     return dumps(json_form(cbor2.loads(_item_cbor(body))))
@@ -738,13 +736,13 @@ def encode_single(body: str | bytes, fmt: str) -> bytes:
     """One message's payload from an outbox body (JSON text or a stored CBOR item)."""
     if fmt == "json":
         return (body if type(body) is str else item_json(body)).encode()  # type: ignore[arg-type]
-    return cbor_messages([_as_item(body)], batch=False)
+    return cbor_messages([body], batch=False)
 
 
 def encode_batch(bodies: Sequence[str | bytes]) -> bytes:
     """A CBOR array of readings: one message for many readings (metered backhaul); repeated
     text (codec keys, names, EUIs) goes once per message."""
-    return cbor_messages([_as_item(b) for b in bodies], batch=True)
+    return cbor_messages(bodies, batch=True)
 
 
 def _iso(d: datetime.datetime) -> str:

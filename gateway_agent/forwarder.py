@@ -10,6 +10,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import operator
 import random
 import socket
 import ssl
@@ -494,7 +495,8 @@ class Forwarder:
                     return
                 del acked[: len(done)]
                 self._count_published(len(done))
-                waiting.extend([s for s in done if s in busy])
+                if busy:
+                    waiting.extend([s for s in done if s in busy])
             if waiting and not self.store.deferred_deletes():
                 busy.difference_update(waiting)  # gone from the table: never fetched again
                 waiting.clear()
@@ -658,37 +660,41 @@ class Forwarder:
 
     def _messages(self, rows: list[OutboxRow]) -> list[_Msg]:
         fmt = self.cfg.format
+        most, cap = self.cfg.batch_max, self.cfg.batch_max_bytes
         out: list[_Msg] = []
-        batch: list[OutboxRow] = []
-        batch_bytes = 0
 
         def encode(part: list[OutboxRow]) -> None:
-            payload = encode_batch([r.body for r in part])
-            if len(payload) > self.cfg.batch_max_bytes and len(part) > 1:
+            payload = encode_batch(list(map(_BODY, part)))
+            if len(payload) > cap and len(part) > 1:
                 half = len(part) // 2  # the estimate below was short (float-heavy objects)
                 encode(part[:half])
                 encode(part[half:])
                 return
-            out.append(([r.seq for r in part], self.topic(BATCH_TOPIC), payload))
+            out.append((list(map(_SEQ, part)), self.topic(BATCH_TOPIC), payload))
 
-        def flush() -> None:
-            nonlocal batch, batch_bytes
-            if batch:
-                encode(batch)
-                batch, batch_bytes = [], 0
+        def batches(part: list[OutboxRow]) -> None:
+            """Readings in messages of up to `batch_max`, cut to fit `batch_max_bytes`: a
+            stored CBOR item splices to about half its length, JSON text to about a quarter."""
+            for i in range(0, len(part), most):
+                chunk = part[i : i + most]
+                est = sum(map(len, map(_BODY, chunk))) >> (2 if type(chunk[0].body) is str else 1)
+                n = -(-est // cap)  # messages this chunk needs
+                step = -(-len(chunk) // n)
+                for j in range(0, len(chunk), step):
+                    encode(chunk[j : j + step])
 
+        if fmt != "cbor" or most <= 1:
+            return [([r.seq], self.topic(r.topic), encode_single(r.body, fmt)) for r in rows]
+        run: list[OutboxRow] = []  # readings in a row (rows come ordered by priority)
         for r in rows:
-            if fmt == "cbor" and self.cfg.batch_max > 1 and r.priority == PRIO_READING:
-                size = len(r.body) // 4  # CBOR batches measure ~23 % of the JSON text
-                if batch and (
-                    len(batch) >= self.cfg.batch_max
-                    or batch_bytes + size > self.cfg.batch_max_bytes
-                ):
-                    flush()
-                batch.append(r)
-                batch_bytes += size
+            if r.priority == PRIO_READING:
+                run.append(r)
                 continue
-            flush()
             out.append(([r.seq], self.topic(r.topic), encode_single(r.body, fmt)))
-        flush()
+        if run:
+            batches(run)
         return out
+
+
+_SEQ = operator.itemgetter(0)  # OutboxRow.seq
+_BODY = operator.itemgetter(6)  # OutboxRow.body

@@ -33,7 +33,7 @@ CAP_HIGH, CAP_LOW = 0.9, 0.75  # shed when past 90% of the cap, down to 75% (hys
 # mean fewer bytes per commit on the SD card (docs/store-and-forward.md "SD-card wear").
 PAGE_SIZE = 1024
 OUTBOX_COLS = "priority, kind, dev_eui, topic, msg_id, body, created, created_mono"
-OutboxTuple = tuple[int, str, str | None, str, str, str, float, float]
+OutboxTuple = tuple[int, str, str | None, str, str, str | bytes, float, float]
 
 
 def _add_unreported(db: sqlite3.Connection, kind: str, n: int, reason: str) -> None:
@@ -160,9 +160,7 @@ class Batch:
     """Everything one group commit writes. Built by the ingest loop, committed atomically."""
 
     readings: list[tuple[Any, ...]] = field(default_factory=list)  # rows for `readings`
-    outbox: list[tuple[int, str, str | None, str, str, str, float, float]] = field(
-        default_factory=list
-    )
+    outbox: list[OutboxTuple] = field(default_factory=list)
     fcnt_up: dict[str, int] = field(default_factory=dict)  # dev_eui hex -> FCnt32
     seen: dict[str, tuple[float, float | None, float | None, str]] = field(default_factory=dict)
     rule_state: dict[tuple[str, str], str | None] = field(default_factory=dict)
