@@ -473,6 +473,7 @@ class Forwarder:
         urgent_lane: collections.deque[_Msg] = collections.deque()
         reading_lane: collections.deque[_Msg] = collections.deque()
         chunk = max(window * 4, 128)  # rows per outbox read; the lane holds one to two reads
+        defer_rows = window * (self.cfg.batch_max if self.cfg.format == "cbor" else 1)
         if self.cfg.format == "cbor" and self.cfg.batch_max > 1:
             chunk = (
                 -(-max(chunk, 4 * self.cfg.batch_max) // self.cfg.batch_max) * self.cfg.batch_max
@@ -487,9 +488,10 @@ class Forwarder:
             if acked:
                 done = list(acked)
                 try:
-                    # At most `window` acked rows wait for the next ingest commit, so a crash
-                    # resends at most two windows (256 measured no faster: hil/bench/drain.py).
-                    await self.store_call(self.store.outbox_delete, done, window)
+                    # At most a window of messages' rows wait for the next ingest commit, so a
+                    # crash resends at most two windows (256 measured no faster for JSON:
+                    # hil/bench/drain.py; a CBOR batch is many rows to one message).
+                    await self.store_call(self.store.outbox_delete, done, defer_rows)
                 except StoreError as e:  # disk full: keep them busy, retry on the next round
                     self._limit.warn("outbox_delete_failed", reason=e.reason, rows=len(done))
                     return
