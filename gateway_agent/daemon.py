@@ -257,7 +257,7 @@ class Daemon:
             self.notifier.ready(f"running: {len(self.ingest.devices)} devices")
 
     def _on_commit(self) -> None:
-        self.forwarder.wake.set()
+        self.forwarder.notify_commit()
 
     async def _load_downlinks(self) -> None:
         rows = await self.st.call(self.store.pending_downlinks)

@@ -172,6 +172,7 @@ def _first_leaf(eg: BaseExceptionGroup[BaseException]) -> BaseException:
 
 # Acked rows wait at most this long for an ingest commit to carry their delete.
 DELETE_EVERY_S = 2.0
+URGENT_EVERY_S = 1.0  # alerts and events stored by anything that does not call notify_commit
 STABLE_CONNECTION_S = 10.0  # a connection must live this long after CONNACK to reset backoff
 
 
@@ -303,7 +304,8 @@ class Forwarder:
         self.store_call = store_call
         self.counters = counters
         self.status_figures = status_figures or (lambda: {})
-        self.wake = asyncio.Event()  # set by ingest after each commit
+        self.wake = asyncio.Event()  # set by ingest after each commit (notify_commit)
+        self._urgent_due = True  # alerts or events may be waiting in the outbox
         self.connected = False
         self.last_error: str | None = None
         self.connected_since: float | None = None
@@ -318,6 +320,12 @@ class Forwarder:
         """Skip the current backoff wait (CLI `outbox retry`)."""
         self._backoff.reset()
         self._retry.set()
+        self.notify_commit()
+
+    def notify_commit(self) -> None:
+        """New rows are in the outbox (ingest committed): alerts and events among them are
+        looked for at the next drain round, readings as the cursor reaches them."""
+        self._urgent_due = True
         self.wake.set()
 
     # -- topics --------------------------------------------------------------------------
@@ -539,7 +547,27 @@ class Forwarder:
         async def pump(send_task: asyncio.Task[None]) -> None:
             nonlocal next_status
             last_flush = time.monotonic()
-            cursor = (PRIO_READING, 0)  # last reading queued on this connection
+            cursor = 0  # seq of the last reading queued on this connection
+            next_urgent = 0.0
+            self._urgent_due = True
+            ahead: asyncio.Future[tuple[int, int, list[_Msg]]] | None = None  # next read
+            deleting: asyncio.Future[None] | None = None  # one delete at a time
+
+            def read(after: int) -> tuple[int, int, list[_Msg]]:
+                """On the store thread: the next readings, encoded there too. Encoding here on
+                the loop thread starved the read: sqlite3 takes the GIL back row by row, and
+                waits a switch interval (5 ms) for it each time while this thread encodes."""
+                rows = self.store.outbox_fetch_readings(chunk, after)
+                if not rows:
+                    return after, 0, []
+                return rows[-1][0], len(rows), self._reading_messages(rows)
+
+            def fetch(after: int) -> asyncio.Future[tuple[int, int, list[_Msg]]]:
+                f = asyncio.ensure_future(self.store_call(read, after))
+                io.add(f)
+                f.add_done_callback(io.discard)
+                return f
+
             while True:
                 if send_task.done():
                     send_task.result()  # the sender's error (link lost, timeout) ends the drain
@@ -559,22 +587,40 @@ class Forwarder:
                 if time.monotonic() >= next_status:
                     next_status = time.monotonic() + self.cfg.status_interval_s
                     tasks.add(asyncio.create_task(self._publish_status(client), name="status"))
-                urgent: list[OutboxRow] = await self.store_call(
-                    self.store.outbox_fetch_urgent, 64 + len(busy)
-                )
-                urgent = [r for r in urgent if r.seq not in busy]
+                # Alerts and events are looked for after a commit, and every second besides:
+                # a store round trip each drain round was a third of a CBOR drain's time.
+                urgent: list[OutboxRow] = []
+                if self._urgent_due or time.monotonic() >= next_urgent:
+                    self._urgent_due = False
+                    next_urgent = time.monotonic() + URGENT_EVERY_S
+                    limit = 64 + len(busy)
+                    urgent = await self.store_call(self.store.outbox_fetch_urgent, limit)
+                    if len(urgent) >= limit:
+                        self._urgent_due = True  # more behind these
+                    urgent = [r for r in urgent if r.seq not in busy]
                 if urgent:
                     queue(urgent_lane, self._messages(urgent))
-                rows: list[OutboxRow] = []
-                if lane_rows[0] < chunk:  # refill before the sender runs dry
-                    rows = await self.store_call(self.store.outbox_fetch, chunk, cursor)
-                    if rows:
-                        cursor = (PRIO_READING, rows[-1].seq)
-                        queue(reading_lane, self._messages(rows))
-                # Deletes are write transactions (an fsync each under FULL): group them.
-                if acked:
-                    await delete_acked()
-                if rows or urgent:
+                got = 0  # readings queued this round
+                # Refill before the sender runs dry; the next read is already on the store
+                # thread while this one is encoded here (waiting for reads bound the drain).
+                if ahead is None and lane_rows[0] < 2 * chunk:
+                    ahead = fetch(cursor)
+                if ahead is not None and (ahead.done() or lane_rows[0] < chunk):
+                    cursor, got, msgs = await ahead
+                    ahead = None
+                    if got:
+                        if lane_rows[0] + got < 2 * chunk:
+                            ahead = fetch(cursor)
+                        queue(reading_lane, msgs)
+                # Deletes are write transactions (an fsync each under FULL): group them, one
+                # at a time, beside the reads.
+                if acked and (deleting is None or deleting.done()):
+                    if deleting is not None:
+                        deleting.result()  # an unexpected store error ends the drain
+                    deleting = asyncio.ensure_future(delete_acked())
+                    io.add(deleting)
+                    deleting.add_done_callback(io.discard)
+                if got or urgent:
                     continue
                 if lane_rows[0] >= chunk:  # enough queued: wait for the sender
                     nudge.clear()
@@ -599,9 +645,19 @@ class Forwarder:
             deadline = time.monotonic() + 2.0
             while win.pending and time.monotonic() < deadline:
                 await win.wait(0.01)
+            await settle()
             await delete_acked()
             with contextlib.suppress(StoreError):
                 await self.store_call(self.store.outbox_delete, [])
+
+        io: set[asyncio.Future[Any]] = set()  # reads and deletes on the store thread
+
+        async def settle() -> None:
+            """Wait for the store calls in flight (a failed one has said so already)."""
+            for f in list(io):
+                with contextlib.suppress(BaseException):
+                    await f
+            io.clear()
 
         send_task = asyncio.create_task(sender(), name="sender")
         send_task.add_done_callback(nudge.set)
@@ -611,6 +667,7 @@ class Forwarder:
             send_task.cancel()
             with contextlib.suppress(BaseException):
                 await send_task
+            await settle()
             for t in tasks:
                 t.cancel()
             win.close()
@@ -661,11 +718,27 @@ class Forwarder:
             log_event(log, logging.DEBUG, "status_publish_failed", error=str(e))
 
     def _messages(self, rows: list[OutboxRow]) -> list[_Msg]:
+        """Alerts and events one per message, then the readings among `rows`."""
+        fmt = self.cfg.format
+        out = [
+            ([r.seq], self.topic(r.topic), encode_single(r.body, fmt))
+            for r in rows
+            if r.priority != PRIO_READING
+        ]
+        readings = [(r.seq, r.topic, r.body) for r in rows if r.priority == PRIO_READING]
+        return out + self._reading_messages(readings) if readings else out
+
+    def _reading_messages(self, rows: list[ReadingRow]) -> list[_Msg]:
+        """Readings (seq, topic, body) in seq order: one message each, or CBOR batches of up
+        to `batch_max`, cut to fit `batch_max_bytes` (a stored CBOR item splices to about half
+        its length, JSON text to about a quarter)."""
         fmt = self.cfg.format
         most, cap = self.cfg.batch_max, self.cfg.batch_max_bytes
+        if fmt != "cbor" or most <= 1:
+            return [([seq], self.topic(t), encode_single(body, fmt)) for seq, t, body in rows]
         out: list[_Msg] = []
 
-        def encode(part: list[OutboxRow]) -> None:
+        def encode(part: list[ReadingRow]) -> None:
             payload = encode_batch(list(map(_BODY, part)))
             if len(payload) > cap and len(part) > 1:
                 half = len(part) // 2  # the estimate below was short (float-heavy objects)
@@ -674,29 +747,16 @@ class Forwarder:
                 return
             out.append((list(map(_SEQ, part)), self.topic(BATCH_TOPIC), payload))
 
-        def batches(part: list[OutboxRow]) -> None:
-            """Readings in messages of up to `batch_max`, cut to fit `batch_max_bytes`: a
-            stored CBOR item splices to about half its length, JSON text to about a quarter."""
-            for i in range(0, len(part), most):
-                chunk = part[i : i + most]
-                est = sum(map(len, map(_BODY, chunk))) >> (2 if type(chunk[0].body) is str else 1)
-                n = -(-est // cap)  # messages this chunk needs
-                step = -(-len(chunk) // n)
-                for j in range(0, len(chunk), step):
-                    encode(chunk[j : j + step])
-
-        if fmt != "cbor" or most <= 1:
-            return [([r.seq], self.topic(r.topic), encode_single(r.body, fmt)) for r in rows]
-        run: list[OutboxRow] = []  # readings in a row (rows come ordered by priority)
-        for r in rows:
-            if r.priority == PRIO_READING:
-                run.append(r)
-                continue
-            out.append(([r.seq], self.topic(r.topic), encode_single(r.body, fmt)))
-        if run:
-            batches(run)
+        for i in range(0, len(rows), most):
+            chunk = rows[i : i + most]
+            est = sum(map(len, map(_BODY, chunk))) >> (2 if type(chunk[0][2]) is str else 1)
+            n = -(-est // cap)  # messages this chunk needs
+            step = -(-len(chunk) // n)
+            for j in range(0, len(chunk), step):
+                encode(chunk[j : j + step])
         return out
 
 
-_SEQ = operator.itemgetter(0)  # OutboxRow.seq
-_BODY = operator.itemgetter(6)  # OutboxRow.body
+ReadingRow = tuple[int, str, "str | bytes"]  # seq, topic, body (Store.outbox_fetch_readings)
+_SEQ = operator.itemgetter(0)
+_BODY = operator.itemgetter(2)

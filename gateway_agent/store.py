@@ -657,6 +657,19 @@ class Store:
             rows = cur.execute(sql, (*args, limit)).fetchall()
         return list(map(OutboxRow._make, rows))
 
+    def outbox_fetch_readings(self, limit: int, after_seq: int) -> list[tuple[int, str, Any]]:
+        """The forwarder's reading cursor: (seq, topic, body) of readings after `after_seq`, in
+        seq order (= FCnt order per device). Three columns in plain tuples: half the cost per
+        row of full OutboxRows on a 50,000 rows/s drain."""
+        with self._lock:
+            cur = self.db.cursor()
+            cur.row_factory = None
+            return cur.execute(
+                "SELECT seq, topic, body FROM outbox WHERE priority = ? AND seq > ?"
+                " ORDER BY priority, seq LIMIT ?",
+                (PRIO_READING, after_seq, limit),
+            ).fetchall()
+
     def outbox_fetch_urgent(self, limit: int) -> list[OutboxRow]:
         """Alerts and events only (they overtake readings, invariant 3)."""
         sql = (
@@ -704,13 +717,24 @@ class Store:
     @staticmethod
     def _outbox_ranges(seqs: Sequence[int]) -> list[tuple[int, int]]:
         """Acked seqs as (first, last) runs: a drained backlog is a few ranges, and a range
-        DELETE walks the b-tree once instead of once per row (hil/bench/drain.py)."""
+        DELETE walks the b-tree once instead of once per row (hil/bench/drain.py). Halves
+        until a part has no gap: steps per run, not per seq (50,000 seqs/s on a drain)."""
+        s = sorted(set(seqs))
         out: list[tuple[int, int]] = []
-        for s in sorted(seqs):
-            if out and s <= out[-1][1] + 1:
-                out[-1] = (out[-1][0], max(out[-1][1], s))
-            else:
-                out.append((s, s))
+
+        def split(lo: int, hi: int) -> None:
+            if s[hi - 1] - s[lo] == hi - 1 - lo:  # no gap
+                if out and out[-1][1] + 1 == s[lo]:
+                    out[-1] = (out[-1][0], s[hi - 1])
+                else:
+                    out.append((s[lo], s[hi - 1]))
+                return
+            mid = (lo + hi) // 2
+            split(lo, mid)
+            split(mid, hi)
+
+        if s:
+            split(0, len(s))
         return out
 
     def outbox_stats(self) -> dict[str, Any]:

@@ -48,3 +48,23 @@ def test_reading_cursor_reads_on_in_seq_order_and_skips_urgent_rows() -> None:
         assert after[:9] == [f"id{i}" for i in range(3, 30, 3)]
         assert after[9:] == got
         s.close()
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.integers(0, 120), max_size=80))
+def test_acked_seqs_become_their_runs(seqs: list[int]) -> None:
+    """The runs cover exactly the acked seqs, in order, with a gap between any two."""
+    runs = Store._outbox_ranges(seqs)
+    assert [s for a, b in runs for s in range(a, b + 1)] == sorted(set(seqs))
+    assert all(b1 + 1 < a2 for (_, b1), (a2, _) in zip(runs, runs[1:], strict=False))
+
+
+def test_reading_cursor_reads_seq_topic_body_of_readings_only() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        s = Store(Path(d) / "o.db", "NORMAL")
+        s.add_outbox([_row(p, i) for i, p in enumerate([PRIO_READING, PRIO_ALERT] * 5)])
+        got = s.outbox_fetch_readings(3, 0)
+        assert [t for _, t, _ in got] == ["x/up"] * 3
+        rest = s.outbox_fetch_readings(10, got[-1][0])
+        assert len(rest) == 2 and rest[0][0] > got[-1][0]
+        s.close()

@@ -124,15 +124,15 @@ async def drain(
     )
     fw = Forwarder(cfg, GW, store, call, Counters())
     wire = 0
-    orig = fw._messages
+    orig = fw._reading_messages
 
     def counting(rs: list[Any]) -> list[tuple[list[int], str, bytes]]:
         nonlocal wire
         out = orig(rs)
-        wire += sum(_wire_bytes(t, p) for s, t, p in out if not t.endswith("/alert"))
+        wire += sum(_wire_bytes(t, p) for s, t, p in out)
         return out
 
-    fw._messages = counting  # type: ignore[method-assign]
+    fw._reading_messages = counting  # type: ignore[method-assign]
     stop = asyncio.Event()
     t0 = time.monotonic()
     task = asyncio.create_task(fw.run(stop))
@@ -156,7 +156,7 @@ async def drain(
                 store.add_outbox,
                 [(PRIO_ALERT, "alert", eui, f"devices/{eui}/alert", aid, body, time.time(), 0.0)],
             )
-            fw.wake.set()
+            fw.notify_commit()
             latencies.append((aid, sent))
             next_alert = time.monotonic() + 0.5
     elapsed = time.monotonic() - t0
