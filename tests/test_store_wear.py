@@ -204,3 +204,34 @@ def test_periodic_flush_leaves_young_deletes_to_the_next_commit(tmp_path: Path) 
     s.outbox_delete([], 0, 0.02)  # no commit came: old enough, written on their own
     assert s.deferred_deletes() == 0 and s.outbox_depth() == 0
     s.close()
+
+
+def test_readings_are_not_in_the_outbox_index(tmp_path: Path) -> None:
+    """Migration 2: only alerts and events are indexed (partial index), readings go by seq;
+    an existing file at version 1 loses its full index on open."""
+    s = Store(tmp_path / "a.db")
+    s.db.execute("DROP INDEX outbox_urgent")
+    s.db.execute("CREATE INDEX outbox_order ON outbox(priority, seq)")
+    s.db.execute("DELETE FROM schema_version WHERE version >= 2")
+    s.db.commit()
+    s.close()
+    s = Store(tmp_path / "a.db")
+    assert [r[1] for r in s.db.execute("PRAGMA index_list(outbox)")] == ["outbox_urgent"]
+    plan = " ".join(
+        str(r[3])
+        for r in s.db.execute(
+            f"EXPLAIN QUERY PLAN SELECT seq FROM outbox WHERE priority < {PRIO_READING}"
+            " ORDER BY priority, seq LIMIT 5"
+        )
+    )
+    assert "outbox_urgent" in plan, plan
+    plan = " ".join(
+        str(r[3])
+        for r in s.db.execute(
+            "EXPLAIN QUERY PLAN SELECT seq, topic, body FROM outbox WHERE priority = ? AND seq > ?"
+            " ORDER BY seq LIMIT 5",
+            (PRIO_READING, 0),
+        )
+    )
+    assert "PRIMARY KEY" in plan and "TEMP B-TREE" not in plan, plan
+    s.close()
