@@ -1,7 +1,8 @@
 """Upstream message structures (ChirpStack v4 field names where they apply) and their encodings.
 
-The ingest path builds message dicts once, stores them in the outbox as JSON text; the forwarder
-encodes them for the wire (JSON as stored, or CBOR single/batched). camelCase lives only here.
+The ingest path stores each reading in the outbox in the configured format, made once: JSON
+text, or a CBOR item cut at its referable strings; the forwarder sends JSON as stored and splices
+CBOR items into messages (single or batched) with string references. camelCase lives only here.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import binascii
 import calendar
 import datetime
 import json
+import operator
 import struct
+import threading
 import time
 from collections.abc import Mapping, Sequence
+from itertools import accumulate
 from types import MappingProxyType
 from typing import Any
 
@@ -192,8 +196,9 @@ _ENCODER = json.JSONEncoder(
 # extras) stay text: an integer key is always a label, since JSON has only text keys. Two fields
 # that repeat others of the same reading are left out and restored by the decoder: `id` when it
 # is `{gatewayId}:{devEui}:{fCnt}` (DESIGN.md invariant 2), `deviceInfo.devEui` when = `devEui`.
-# The encoder below writes CBOR itself: cbor2 plus a Python pass over each message cost ~50 us
-# a reading; this is one pass over the parsed JSON with per-field handlers.
+# The writer below writes CBOR itself (decoding stays cbor2): cbor2 plus a Python pass over each
+# message cost ~50 us a reading, and cbor2 cannot say where each string lies in its output, which
+# is what lets the drain splice references into stored items without decoding them.
 
 LABELS: dict[str, int] = {
     name: i
@@ -485,17 +490,15 @@ class _Writer:
     def item(self) -> bytes:
         """The stored form (cbor_item): the item cut into pieces at its referable strings."""
         parts = self.parts
-        pieces: list[bytes] = []
-        prev = 0
-        for i in self.slots:
-            pieces.append(b"".join(parts[prev:i]))
-            pieces.append(parts[i])
-            prev = i + 1
-        pieces.append(b"".join(parts[prev:]))
-        if len(pieces) > _MAX_PIECES or max(map(len, pieces)) > 0xFFFF:
-            return _pack("<BH", _ITEM_V1, 0) + _TAG_NAMESPACE + b"".join(pieces)
-        n = len(pieces)
-        return _pack(f"<BH{n}H", _ITEM_V1, n, *map(len, pieces)) + b"".join(pieces)
+        item = b"".join(parts)
+        ends = list(accumulate(map(len, parts)))
+        cuts = [c for i in self.slots for c in (ends[i] - len(parts[i]), ends[i])]
+        cuts.append(len(item))
+        lengths = list(map(operator.sub, cuts, [0, *cuts[:-1]]))  # gap, string, ..., gap
+        n = len(lengths)
+        if n > _MAX_PIECES or max(lengths) > 0xFFFF:
+            return _pack("<BH", _ITEM_V1, 0) + _TAG_NAMESPACE + item
+        return _pack(f"<BH{n}H", _ITEM_V1, n, *lengths) + item
 
 
 _MAX_PIECES = 4095  # a struct format per piece: keep the unpacking formats small
@@ -513,17 +516,6 @@ def cbor_item(m: Any) -> bytes:
     return w.item()
 
 
-def _cached(cache: dict[Any, Any], key: Any, write: Any) -> tuple[list[bytes], list[int]]:
-    hit = cache.get(key)
-    if hit is None:
-        w = _Writer()
-        write(w)
-        if len(cache) >= 4096:
-            cache.clear()
-        hit = cache[key] = (w.parts, w.slots)
-    return hit
-
-
 _DEVICE_PIECES: dict[Any, Any] = {}  # device fields -> written (_DEVICE_FIELDS)
 _RX_PIECES: dict[Any, Any] = {}  # gateway id -> its written rxInfo fields (_RX_FIELDS)
 _TX_PIECES: dict[Any, Any] = {}  # radio setting -> written txInfo
@@ -532,53 +524,61 @@ _TX_PIECES: dict[Any, Any] = {}  # radio setting -> written txInfo
 def uplink_item(
     r: Reading, gateway_id: str, device_name: str = "", tags: Sequence[str] = ()
 ) -> bytes:
-    """cbor_item(uplink_message(r, ...)) made straight from the reading: the fields one device
-    or gateway repeats are written once and reused, so ingest pays about what JSON costs.
+    """cbor_item(uplink_message(r, ...)) made straight from the reading, on the ingest hot
+    path: the fields one device or gateway repeats are written once and reused, times go
+    straight to tag 1, and the writer is reused (one per thread).
     tests/test_cbor_wire.py holds the two equal."""
     eui = r.dev_eui.hex()
-    w = _Writer()
-    ap, field, value = w.ap, w.field, w.value
+    w = _writer()
+    ap, value = w.ap, w.value
     std_id = r.id == f"{gateway_id}:{eui}:{r.fcnt}"
     n = 15 - std_id + bool(r.flags) + bool(r.extras) + bool(r.codec) + bool(r.decode_error)
     ap(_HEADS[5][n])
-
-    def device(d: _Writer) -> None:
-        def fields() -> None:
-            d.field("gatewayId", gateway_id, eui)
-            d.field(
-                "deviceInfo", {"devEui": eui, "deviceName": device_name, "tags": list(tags)}, eui
-            )
-            d.field("devEui", eui, eui)
-            d.field("devAddr", r.dev_addr.hex(), eui)
-            d.field("fPort", r.f_port, eui)
-            if r.codec:
-                d.field("codec", r.codec, eui)
-
-        fields()
-
     key = (gateway_id, r.dev_eui, r.dev_addr, device_name, tuple(tags), r.f_port, r.codec)
-    w.extend(_cached(_DEVICE_PIECES, key, device))
+    piece = _DEVICE_PIECES.get(key)
+    if piece is None:
+        d = _Writer()
+        for k, v in (
+            ("gatewayId", gateway_id),
+            ("deviceInfo", {"devEui": eui, "deviceName": device_name, "tags": list(tags)}),
+            ("devEui", eui),
+            ("devAddr", r.dev_addr.hex()),
+            ("fPort", r.f_port),
+            *((("codec", r.codec),) if r.codec else ()),
+        ):
+            d.field(k, v, eui)
+        piece = _cache(_DEVICE_PIECES, key, d)
+    w.extend(piece)
     if not std_id:
-        field("id", r.id, eui)
-    field("time", iso_time(r.time), eui)
-    field("timeValid", r.time_valid, eui)
-    field("fCnt", r.fcnt, eui)
-    field("confirmed", r.confirmed, eui)
-    ap(_LABEL_BYTES["data"])
+        w.field("id", r.id, eui)
+    _time(w, r.time)
+    fcnt = r.fcnt
+    ap(
+        _L_TIME_VALID[r.time_valid]
+        + _L_FCNT
+        + (_SMALL_INTS[fcnt] if fcnt < 4096 else _head(0, fcnt))
+        + _L_CONFIRMED[r.confirmed]
+        + _L_DATA
+    )
     w.blob(r.payload)
-    ap(_LABEL_BYTES["object"])
+    ap(_L_OBJECT)
     value(dict(r.object))
-    ap(_LABEL_BYTES["measurements"])
+    ap(_L_MEASUREMENTS)
     value(dict(r.measurements))
-    ap(_LABEL_BYTES["rxInfo"])
-    ap(_HEADS[4][len(r.rx)] if len(r.rx) < 256 else _head(4, len(r.rx)))
-    for x in r.rx:
+    rx = r.rx
+    ap(_L_RXINFO + (_HEADS[4][len(rx)] if len(rx) < 256 else _head(4, len(rx))))
+    for x in rx:
         _rx_item(w, x)
-    ap(_LABEL_BYTES["txInfo"])
-    if r.rx:
-        rx0 = r.rx[0]
+    ap(_L_TXINFO)
+    if rx:
+        rx0 = rx[0]
         tkey = (rx0.modulation, rx0.freq_hz, rx0.bitrate, rx0.sf, rx0.bw_khz, rx0.code_rate)
-        w.extend(_cached(_TX_PIECES, tkey, lambda t: t.labelled(_tx_json(rx0), None, None)))
+        piece = _TX_PIECES.get(tkey)
+        if piece is None:
+            t = _Writer()
+            t.labelled(_tx_json(rx0), None, None)
+            piece = _cache(_TX_PIECES, tkey, t)
+        w.extend(piece)
     else:
         ap(_HEADS[5][0])
     for k, v in (("flags", r.flags), ("extras", r.extras)):
@@ -586,53 +586,77 @@ def uplink_item(
             ap(_LABEL_BYTES[k])
             value(dict(v))
     if r.decode_error:
-        field("decodeError", r.decode_error, eui)
+        w.field("decodeError", r.decode_error, eui)
     return w.item()
 
 
 def _rx_item(w: _Writer, rx: RxInfo) -> None:
-    """One rxInfo entry as _Writer.labelled writes _rx_json(rx)."""
-    n = 3 + sum(
-        x is not None
-        for x in (
-            rx.rssi_dbm,
-            rx.snr_db,
-            rx.channel,
-            rx.rf_chain,
-            rx.antenna,
-            rx.board,
-            rx.tmst,
-            rx.gw_time,
-        )
-    )
+    """One rxInfo entry as _Writer.labelled writes _rx_json(rx) (_RX_FIELDS first)."""
+    opt = (rx.rssi_dbm, rx.snr_db, rx.channel, rx.rf_chain, rx.antenna, rx.board)
+    n = 3 + len(opt) - opt.count(None) + (rx.tmst is not None) + (rx.gw_time is not None)
     w.ap(_HEADS[5][n])
-    w.extend(
-        _cached(
-            _RX_PIECES,
-            rx.gateway_id,
-            lambda g: (
-                g.field("gatewayId", rx.gateway_id, None),
-                g.field("crcStatus", "CRC_OK", None),
-            ),
-        )
-    )
-    field = w.field
-    field("time", iso_time(rx.rx_wall), None)
-    for k, v in (
-        ("rssi", rx.rssi_dbm),
-        ("snr", rx.snr_db),
-        ("channel", rx.channel),
-        ("rfChain", rx.rf_chain),
-        ("antenna", rx.antenna),
-        ("board", rx.board),
-    ):
+    piece = _RX_PIECES.get(rx.gateway_id)
+    if piece is None:
+        g = _Writer()
+        g.field("gatewayId", rx.gateway_id, None)
+        g.field("crcStatus", "CRC_OK", None)
+        piece = _cache(_RX_PIECES, rx.gateway_id, g)
+    w.extend(piece)
+    _time(w, rx.rx_wall)
+    ap, value = w.ap, w.value
+    for label, v in zip(_L_RX_OPT, opt, strict=True):
         if v is not None:
-            field(k, v, None)
+            ap(label)
+            value(v)
     if rx.tmst is not None:
-        w.ap(_LABEL_BYTES["context"])
+        ap(_L_CONTEXT)
         w.blob(rx.tmst.to_bytes(4, "big"))
     if rx.gw_time is not None:
-        field("gwTime", rx.gw_time, None)
+        w.field("gwTime", rx.gw_time, None)
+
+
+def _time(w: _Writer, t: float) -> None:
+    """A `time` field: what field("time", iso_time(t)) writes, without the text round trip
+    (the same microseconds, the same float) for the years iso_time writes with four digits."""
+    if 0 <= t < 253_402_300_800:  # 1970 .. 9999
+        sec = int(t // 1)
+        w.ap(_L_TIME_TAG + _pack(">d", sec + int((t - sec) * 1_000_000) / 1_000_000))
+    else:
+        w.field("time", iso_time(t), None)
+
+
+def _writer() -> _Writer:
+    w: _Writer | None = getattr(_WRITERS, "w", None)
+    if w is None:
+        w = _WRITERS.w = _Writer()
+    w.parts.clear()
+    w.slots.clear()
+    return w
+
+
+def _cache(cache: dict[Any, Any], key: Any, w: _Writer) -> tuple[list[bytes], list[int]]:
+    if len(cache) >= 4096:
+        cache.clear()
+    piece = cache[key] = (w.parts, w.slots)
+    return piece
+
+
+_WRITERS = threading.local()  # a reused writer per thread (uplink_item)
+_L_TIME_TAG = _LABEL_BYTES["time"] + b"\xc1\xfb"
+_L_TIME_VALID = {
+    True: _LABEL_BYTES["timeValid"] + b"\xf5",
+    False: _LABEL_BYTES["timeValid"] + b"\xf4",
+}
+_L_FCNT = _LABEL_BYTES["fCnt"]
+_L_CONFIRMED = {
+    True: _LABEL_BYTES["confirmed"] + b"\xf5",
+    False: _LABEL_BYTES["confirmed"] + b"\xf4",
+}
+_L_DATA, _L_OBJECT, _L_MEASUREMENTS = (_LABEL_BYTES[k] for k in ("data", "object", "measurements"))
+_L_RXINFO, _L_TXINFO, _L_CONTEXT = (_LABEL_BYTES[k] for k in ("rxInfo", "txInfo", "context"))
+_L_RX_OPT = tuple(
+    _LABEL_BYTES[k] for k in ("rssi", "snr", "channel", "rfChain", "antenna", "board")
+)
 
 
 def cbor_messages(items: Sequence[str | bytes], batch: bool) -> bytes:

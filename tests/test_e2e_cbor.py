@@ -8,12 +8,16 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gateway_agent.formats import decode_payload
+import pytest
+
+from gateway_agent.formats import json_form
 from hil.broker import Mosquitto
-from tests.agentproc import Agent, Forwarder, Subscriber, write_toml
+from tests.agentproc import Agent, Forwarder, write_toml
+from tests.durability_kit import Collector, persistent_broker
 from tests.test_e2e import DEVS, device_table, uplink
 
 CBOR = {"upstream": {"format": "cbor", "batch_max": 8}}
@@ -59,8 +63,22 @@ def _check(readings: list[dict[str, Any]], fcnts: range) -> None:
             assert m["rxInfo"][0]["gatewayId"] == "b827ebfffe6c1a2b"
 
 
-def test_cbor_batches_from_items_made_at_ingest(broker: Mosquitto, tmp_path: Path) -> None:
+@pytest.fixture
+def outage(tmp_path: Path) -> Iterator[tuple[Mosquitto, Collector]]:
+    """A broker with persistence and a subscriber with a persistent session, subscribed before
+    the broker stops: whatever the agent publishes after the restart reaches it."""
+    broker = persistent_broker(tmp_path)
+    sub = Collector(broker.port, name="cbor")
     broker.stop()
+    yield broker, sub
+    sub.close()
+    broker.stop()
+
+
+def test_cbor_batches_from_items_made_at_ingest(
+    tmp_path: Path, outage: tuple[Mosquitto, Collector]
+) -> None:
+    broker, sub = outage
     agent = _agent(tmp_path / "a", broker.port)
     agent.start()
     try:
@@ -68,24 +86,22 @@ def test_cbor_batches_from_items_made_at_ingest(broker: Mosquitto, tmp_path: Pat
         _wait(lambda: agent.ask("outbox")["depth"] >= 24)
         assert set(_body_types(agent)) == {"blob"}, "a CBOR item per reading, made at ingest"
         broker.start()
-        sub = Subscriber(broker.port, "ga/#")
         _wait(lambda: agent.ask("outbox")["depth"] == 0, 20)
-        _wait(lambda: sum(1 for t, _ in sub.messages if t == "ga/test-gw/batch/up") >= 3)
-        batches = [decode_payload(p, "cbor") for t, p in sub.messages if t.endswith("batch/up")]
+        _wait(lambda: sum(len(b) for b in sub.bodies("batch/up")) >= 24)
+        batches = [json_form(b) for b in sub.bodies("batch/up")]
         assert all(len(b) <= 8 for b in batches)
         readings = [m for b in batches for m in b]
-        assert len({m["id"] for m in readings}) == 24
+        assert len(readings) == 24 and len({m["id"] for m in readings}) == 24
         _check(readings, range(12))
-        sub.close()
         assert agent.stop() == 0
     finally:
         agent.kill()
 
 
 def test_a_cbor_backlog_goes_out_as_json_after_the_switch(
-    broker: Mosquitto, tmp_path: Path
+    tmp_path: Path, outage: tuple[Mosquitto, Collector]
 ) -> None:
-    broker.stop()
+    broker, sub = outage
     agent = _agent(tmp_path / "b", broker.port)
     agent.start()
     try:
@@ -100,12 +116,11 @@ def test_a_cbor_backlog_goes_out_as_json_after_the_switch(
         _wait(lambda: agent.ask("outbox")["depth"] >= 18)
         assert sorted(set(_body_types(agent))) == ["blob", "text"]
         broker.start()
-        sub = Subscriber(broker.port, "ga/#")
-        msgs = sub.wait_for(18)
-        assert len(msgs) >= 18, "every reading, whichever form it was stored in"
-        assert not [t for t, _ in sub.messages if t.endswith("batch/up")]
+        _wait(lambda: len(sub.bodies("/up")) >= 18, 20)
+        assert not sub.bodies("batch/up")
+        msgs = sub.bodies("/up")
+        assert len(msgs) == 18, "every reading once, whichever form it was stored in"
         _check(msgs, range(9))
-        sub.close()
         assert agent.proc is not None
         os.kill(agent.proc.pid, signal.SIGTERM)
         assert agent.proc.wait(10) == 0
