@@ -753,7 +753,10 @@ def uplink_body(
 
 def item_json(body: bytes) -> str:
     """A stored CBOR item as JSON text (the format was switched to JSON with a backlog)."""
-    return dumps(json_form(cbor2.loads(_item_cbor(body))))
+    try:
+        return dumps(json_form(cbor2.loads(_item_cbor(body))))
+    except (cbor2.CBORError, EOFError, TypeError) as e:  # a damaged row
+        raise ValueError(f"not a stored CBOR item: {e}") from None
 
 
 def encode_single(body: str | bytes, fmt: str) -> bytes:

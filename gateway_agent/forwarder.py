@@ -306,6 +306,7 @@ class Forwarder:
         self.status_figures = status_figures or (lambda: {})
         self.wake = asyncio.Event()  # set by ingest after each commit (notify_commit)
         self._urgent_due = True  # alerts or events may be waiting in the outbox
+        self._unreadable: list[int] = []  # seqs of rows the drain could not read
         self.connected = False
         self.last_error: str | None = None
         self.connected_since: float | None = None
@@ -620,6 +621,8 @@ class Forwarder:
                     deleting = asyncio.ensure_future(delete_acked())
                     io.add(deleting)
                     deleting.add_done_callback(io.discard)
+                if self._unreadable:
+                    await self._drop_unreadable()
                 if got or urgent:
                     continue
                 if lane_rows[0] >= chunk:  # enough queued: wait for the sender
@@ -731,16 +734,26 @@ class Forwarder:
     def _reading_messages(self, rows: list[ReadingRow]) -> list[_Msg]:
         """Readings (seq, topic, body) in seq order: one message each, or CBOR batches of up
         to `batch_max`, cut to fit `batch_max_bytes` (a stored CBOR item splices to about half
-        its length, JSON text to about a quarter)."""
+        its length, JSON text to about a quarter). A row that cannot be read (a damaged stored
+        item) is set aside for `_drop_unreadable` instead of stopping the drain at it."""
         fmt = self.cfg.format
         most, cap = self.cfg.batch_max, self.cfg.batch_max_bytes
         if fmt != "cbor" or most <= 1:
-            return [([seq], self.topic(t), encode_single(body, fmt)) for seq, t, body in rows]
+            try:
+                return [([seq], self.topic(t), encode_single(body, fmt)) for seq, t, body in rows]
+            except ValueError:
+                return [m for r in rows if (m := self._single(*r)) is not None]
         out: list[_Msg] = []
 
         def encode(part: list[ReadingRow]) -> None:
-            payload = encode_batch(list(map(_BODY, part)))
-            if len(payload) > cap and len(part) > 1:
+            try:
+                payload = encode_batch(list(map(_BODY, part)))
+            except ValueError:
+                if len(part) == 1:
+                    self._single(*part[0])  # sets it aside
+                    return
+                payload = b""  # find it by halves
+            if not payload or len(payload) > cap and len(part) > 1:
                 half = len(part) // 2  # the estimate below was short (float-heavy objects)
                 encode(part[:half])
                 encode(part[half:])
@@ -755,6 +768,25 @@ class Forwarder:
             for j in range(0, len(chunk), step):
                 encode(chunk[j : j + step])
         return out
+
+    def _single(self, seq: int, topic: str, body: str | bytes) -> _Msg | None:
+        try:
+            return ([seq], self.topic(topic), encode_single(body, self.cfg.format))
+        except ValueError as e:
+            self._unreadable.append(seq)
+            self._limit.warn("outbox_row_unreadable", seq=seq, error=str(e)[:80])
+            return None
+
+    async def _drop_unreadable(self) -> None:
+        """Rows the drain could not read leave the outbox, counted as dropped readings (reason
+        `unreadable`, reported upstream in the next `data_dropped` event)."""
+        seqs, self._unreadable = self._unreadable, []
+        try:
+            await self.store_call(self.store.outbox_drop_unreadable, seqs)
+        except StoreError:
+            self._unreadable = seqs + self._unreadable  # disk full: try again later
+            return
+        self.counters.inc("dropped", len(seqs), kind="unreadable")
 
 
 ReadingRow = tuple[int, str, "str | bytes"]  # seq, topic, body (Store.outbox_fetch_readings)

@@ -687,6 +687,20 @@ class Store:
                 (PRIO_READING, after_seq, limit),
             ).fetchall()
 
+    def outbox_drop_unreadable(self, seqs: Sequence[int]) -> None:
+        """Readings the forwarder cannot read (a damaged stored item) leave the outbox, counted
+        for the next `data_dropped` event in the same transaction."""
+
+        def drop(db: sqlite3.Connection) -> None:
+            n = 0
+            for a, b in self._outbox_ranges(seqs):
+                n += db.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (a, b)).rowcount
+            if n:
+                _add_unreported(db, "unsent_readings", n, "unreadable")
+
+        with self._lock:
+            self._write(drop)
+
     def outbox_fetch_urgent(self, limit: int) -> list[OutboxRow]:
         """Alerts and events only (they overtake readings, invariant 3). The bound is written
         out so that SQLite can prove the partial index outbox_urgent covers the query."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
+import pytest
 
 from gateway_agent.config import UpstreamConfig
 from gateway_agent.formats import LABELS, decode_payload
@@ -225,3 +226,38 @@ def test_cbor_batches_respect_the_byte_cap(tmp_path: Path) -> None:
     assert len(msgs) > 1
     assert [s for seqs, _, _ in msgs for s in seqs] == [r.seq for r in h.store.outbox_fetch(100)]
     assert decode_payload(msgs[0][2], "cbor")[0] == json.loads(body)
+
+
+@pytest.mark.parametrize("fmt", ["cbor", "json"])
+async def test_a_damaged_stored_item_is_dropped_and_counted(
+    tmp_path: Path, broker: Mosquitto, fmt: str
+) -> None:
+    """A stored CBOR item that no longer reads (a damaged row) must not stop the drain at it:
+    the rest goes out, the row leaves the outbox counted as dropped (reason `unreadable`) and
+    the next `data_dropped` event reports it."""
+    from gateway_agent.formats import cbor_item
+
+    h = Harness(tmp_path, broker.port, format=fmt, batch_max=10 if fmt == "cbor" else 1)
+    good = [(*r[:5], cbor_item(json.loads(r[5])), *r[6:]) for r in rows(30)]
+    damaged = (*good[12][:4], "gw:damaged", b"\x01\x09\x00" + bytes(5), *good[12][6:])
+    h.store.add_outbox(good[:12] + [damaged] + good[12:])
+    sub = Subscriber(broker.port, "ga/#")
+    fw = h.forwarder()
+    await run_until(fw, lambda: h.store.outbox_stats()["depth"] == 0)
+    assert h.store.outbox_stats()["depth"] == 0
+    deadline = time.monotonic() + 5
+    fcnts: list[int] = []
+    while time.monotonic() < deadline and len(fcnts) < 30:
+        await asyncio.sleep(0.05)
+        payloads = [p for t, p in sub.messages if t.endswith("/up")]
+        fcnts = [m["fCnt"] for p in payloads for m in _as_list(decode_payload(p, fmt))]
+    assert fcnts == list(range(30)), "every readable reading, in order"
+    assert fw.counters.snapshot().get("dropped{kind=unreadable}") == 1
+    await run_until(fw, lambda: any(t.endswith("/events") for t, _ in sub.messages))
+    events = [decode_payload(p, fmt) for t, p in sub.messages if t.endswith("/events")]
+    assert any(e.get("reasons") == ["unreadable"] and e["unsent_readings"] == 1 for e in events)
+    sub.close()
+
+
+def _as_list(x: Any) -> list[Any]:
+    return x if isinstance(x, list) else [x]
