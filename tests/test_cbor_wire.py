@@ -101,7 +101,7 @@ def uplink_bodies() -> st.SearchStrategy[str]:
     return readings().map(lambda a: dumps(uplink_message(*a)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(readings(), min_size=1, max_size=12))
 def test_ingest_items_are_the_generic_encoding(rs: list[Any]) -> None:
     """uplink_item (made at ingest from the reading, with cached device, gateway and radio
