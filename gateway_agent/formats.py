@@ -243,23 +243,19 @@ _HEX_CACHE: dict[str, bytes | None] = {}  # lowercase hex -> bytes (EUIs and add
 
 
 def _float(x: float) -> bytes:
+    """A finite float in its shortest exact width (non-finite ones are null: _Writer.value)."""
     b = _FLOATS.get(x)
     if b is not None and x != 0:  # 0.0 == -0.0: the sign must survive
         return b
-    if x != x or x in (float("inf"), float("-inf")):
-        b = _pack(">Bd", 0xFB, x)
-    else:
-        b = b""
-        for fmt, head in ((">e", b"\xf9"), (">f", b"\xfa")):  # half, then single precision
-            try:
-                packed = _pack(fmt, x)
-            except OverflowError:
-                continue
-            if _unpack(fmt, packed)[0] == x:
-                b = head + packed
-                break
-        if not b:
-            b = _pack(">Bd", 0xFB, x)
+    b = _pack(">Bd", 0xFB, x)
+    for fmt, head in ((">e", b"\xf9"), (">f", b"\xfa")):  # half, then single precision
+        try:
+            packed = _pack(fmt, x)
+        except OverflowError:
+            continue
+        if _unpack(fmt, packed)[0] == x:
+            b = head + packed
+            break
     if len(_FLOATS) >= 4096:
         _FLOATS.clear()
     _FLOATS[x] = b

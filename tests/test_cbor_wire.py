@@ -274,3 +274,16 @@ def test_a_damaged_stored_item_is_refused_clearly() -> None:
     for bad in (b"\x02" + item[1:], item[:-1], item[:3]):
         with pytest.raises(ValueError, match="stored CBOR item"):
             encode_batch([bad])
+
+
+def test_bignums_and_their_bytes_keep_the_namespace_in_step() -> None:
+    """An integer beyond 64 bits (the stdlib JSON path carries it) is a tag 2/3 byte string,
+    which a decoder enters in the namespace like any other: references after it still resolve."""
+    r, gw, name, tags = _reading_args(1)
+    big = 2**70 + 5
+    r = dataclasses.replace(r, object={"big": big, "neg": -big, "again": "P7 classroom"})
+    items = [uplink_item(r, gw, name, tags), uplink_item(*_reading_args(2))] * 2
+    back = decode_payload(encode_batch(items), "cbor")
+    assert back[0]["object"] == {"big": big, "neg": -big, "again": "P7 classroom"}
+    assert back[2] == back[0] and back[3] == back[1]
+    assert back[1] == json.loads(dumps(uplink_message(*_reading_args(2))))
