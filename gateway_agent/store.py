@@ -164,7 +164,7 @@ class OutboxRow(NamedTuple):
     dev_eui: str | None
     topic: str  # suffix under {prefix}/{gateway_id}/
     msg_id: str
-    body: str | bytes  # JSON text, or a CBOR item (formats.cbor_item) for format = "cbor"
+    body: str | bytes  # JSON text, or a CBOR item (wire.cbor_item) for format = "cbor"
     created: float
 
 

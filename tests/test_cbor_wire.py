@@ -15,22 +15,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway_agent.formats import (
-    LABELS,
-    NAMES,
-    alert_message,
-    cbor_item,
-    decode_payload,
-    dumps,
-    encode_batch,
-    encode_single,
-    event_message,
-    item_json,
-    uplink_item,
-    uplink_message,
-)
+from gateway_agent.formats import alert_message, dumps, event_message, uplink_message
 from gateway_agent.lorawan.radio import RxInfo
 from gateway_agent.model import Alert, Reading, reading_id
+from gateway_agent.wire import (
+    LABELS,
+    NAMES,
+    cbor_item,
+    decode_payload,
+    encode_batch,
+    encode_single,
+    item_json,
+    uplink_item,
+)
 
 json_scalar = st.one_of(
     st.none(),
