@@ -35,6 +35,19 @@ def _push(agent: Agent, fcnts: range) -> None:
     fw.close()
 
 
+def _buffered(tmp: Path, port: int, fcnts: range) -> Agent:
+    """An agent that has stored `fcnts` uplinks of every device while the broker is down."""
+    agent = _agent(tmp, port)
+    agent.start()
+    try:
+        _push(agent, fcnts)
+        _wait(lambda: agent.ask("outbox")["depth"] >= len(fcnts) * len(DEVS))
+    except BaseException:
+        agent.kill()
+        raise
+    return agent
+
+
 def _wait(cond: Any, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond() and time.monotonic() < deadline:
@@ -79,11 +92,8 @@ def test_cbor_batches_from_items_made_at_ingest(
     tmp_path: Path, outage: tuple[Mosquitto, Collector]
 ) -> None:
     broker, sub = outage
-    agent = _agent(tmp_path / "a", broker.port)
-    agent.start()
+    agent = _buffered(tmp_path / "a", broker.port, range(12))
     try:
-        _push(agent, range(12))
-        _wait(lambda: agent.ask("outbox")["depth"] >= 24)
         assert set(_body_types(agent)) == {"blob"}, "a CBOR item per reading, made at ingest"
         broker.start()
         _wait(lambda: agent.ask("outbox")["depth"] == 0, 20)
@@ -102,11 +112,8 @@ def test_a_cbor_backlog_goes_out_as_json_after_the_switch(
     tmp_path: Path, outage: tuple[Mosquitto, Collector]
 ) -> None:
     broker, sub = outage
-    agent = _agent(tmp_path / "b", broker.port)
-    agent.start()
+    agent = _buffered(tmp_path / "b", broker.port, range(6))
     try:
-        _push(agent, range(6))
-        _wait(lambda: agent.ask("outbox")["depth"] >= 12)
         assert agent.stop() == 0
         cfg = dict(agent.cfg)
         cfg["upstream"] = {**cfg["upstream"], "format": "json", "batch_max": 1}
