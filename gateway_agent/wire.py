@@ -538,8 +538,8 @@ def cbor_messages(items: Sequence[str | bytes], batch: bool) -> bytes:
 
 
 def _layout(head: bytes) -> struct.Struct:
-    if head[0] != _ITEM_V1 or len(head) < 3:
-        raise ValueError(f"unknown version {head[0]}")
+    if len(head) < 3 or head[0] != _ITEM_V1:
+        raise ValueError(f"unknown version {head[:1].hex()} or truncated header")
     n = head[1] | head[2] << 8
     if n == 0:
         return _WHOLE
