@@ -168,10 +168,14 @@ _SOURCES = ("distance_mm", "pressure_bar")  # what derive_values reads besides f
 
 def apply_derived(decoded: Decoded, settings: Mapping[str, Any]) -> Decoded:
     """Add fill_pct / level_mm to the live values and to each history record."""
-    if not decoded.history and not any(
-        k in m for m in (decoded.measurements, decoded.extras) for k in _SOURCES
+    m, x = decoded.measurements, decoded.extras
+    if not decoded.history and (
+        "distance_mm" not in m
+        and "pressure_bar" not in m
+        and "distance_mm" not in x
+        and "pressure_bar" not in x
     ):
-        return decoded  # the hot path: nothing to derive from
+        return decoded  # the hot path: nothing to derive from (_SOURCES, spelt out: no genexpr)
     live = {**decoded.extras, **decoded.measurements, **decoded.flags}
     new = derive_values(live, settings)
     history = tuple({**h, **derive_values(h, settings)} for h in decoded.history)

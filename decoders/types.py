@@ -154,9 +154,11 @@ _SET_HISTORY = Decoded.__dict__["history"].__set__
 
 def _freeze_owned(d: dict[str, Any]) -> Mapping[str, Any]:
     """`freeze` for a dict nobody else holds (a Draft's): flat ones are wrapped, not copied."""
-    if _SCALARS.issuperset(map(type, d.values())) and _STR.issuperset(map(type, d)):
-        return MappingProxyType(d)
-    return freeze(d)  # type: ignore[no-any-return]
+    scalars = _SCALARS
+    for k, v in d.items():  # a plain loop: ~2x map+issuperset for the usual 0-5 items
+        if type(k) is not str or type(v) not in scalars:
+            return freeze(d)  # type: ignore[no-any-return]
+    return MappingProxyType(d)
 
 
 class Draft:
