@@ -226,6 +226,9 @@ class Daemon:
         if recovered is not None:
             self.ingest.add_event("database_recovered", recovered)
         self.sources = self.build_sources()
+        for src in self.sources:
+            if hasattr(src, "on_refused"):  # GWMP: TX_ACK errors come back for an RX2 retry
+                src.on_refused = self.ingest.downlink_refused
         control = ControlServer(self.cfg.agent.control_path, self.cfg.agent.control_group)
         from gateway_agent.control_commands import register
 

@@ -23,6 +23,7 @@ from gateway_agent.logfmt import RateLimitedLog, log_event
 from gateway_agent.lorawan import frame as lw_frame
 from gateway_agent.lorawan import join as lw_join
 from gateway_agent.lorawan import region as lw_region
+from gateway_agent.lorawan.airtime import DutyCycleTracker, airtime_ms
 from gateway_agent.lorawan.dedup import DedupWindow, FrameGroup
 from gateway_agent.lorawan.downlink import build_downlink
 from gateway_agent.lorawan.frozen import fast_constructor
@@ -45,6 +46,9 @@ StoreCall = Callable[..., Awaitable[Any]]
 _EMPTY: Any = MappingProxyType({})
 _new_reading = fast_constructor(Reading)
 WALL_CLOCK_VALID_AFTER = 1_700_000_000.0  # 2023-11: a Pi that booted without NTP says 1970
+# TX_ACK errors after which the same frame is worth trying in the next receive window
+RETRY_ERRORS = frozenset(("TOO_LATE", "COLLISION_PACKET"))
+MAX_DUTY_GATEWAYS = 1024
 
 
 def _joined(dev_eui: bytes, dev_addr: bytes, nwk_s_key: bytes, app_s_key: bytes) -> DeviceSession:
@@ -86,6 +90,7 @@ class Ingest:
         self.run_actions = run_actions
         self.can_downlink = can_downlink
         self.pending_downlinks: dict[bytes, list[dict[str, Any]]] = {}
+        self.duty: dict[str, DutyCycleTracker] = {}  # gateway id -> its downlink airtime
         self._next_sweep = 0.0
         # Forwarder.publish_live: alerts go out live when the disk refuses the commit (issue 5)
         self.live_publish: Callable[[str, str], Any] | None = None
@@ -105,6 +110,10 @@ class Ingest:
         self.last_uplink: dict[bytes, float] = {}
         self._flush_lock = asyncio.Lock()
         self._inflight: tuple[Batch, asyncio.Future[None]] | None = None
+
+    @property
+    def region(self) -> lw_region.Region:
+        return lw_region.REGIONS[self.cfg.lorawan.region]
 
     # -- cache ---------------------------------------------------------------------------
 
@@ -164,8 +173,11 @@ class Ingest:
             timeout = 0.5
             if deadline is not None:
                 timeout = min(timeout, max(0.0, deadline - now))
+            # A batch holding a downlink (ACK, join-accept, queued data) commits at once: the
+            # downlink goes out only after the commit, and RX1 is ~1 s after the uplink.
+            urgent = bool(self.post.downlinks)
             if self.batch_started is not None:
-                due_in = self.batch_started + interval - now
+                due_in = 0.0 if urgent else self.batch_started + interval - now
                 if due_in <= 0 and self._commit_busy():
                     due_in = 0.002  # due, but the last commit is still syncing: poll for it
                 timeout = min(timeout, max(0.0, due_in))
@@ -185,12 +197,15 @@ class Ingest:
             for group in self.dedup.pop_due(time.monotonic()):
                 self._guard(self.handle_group, group)
             rows = self.cfg.store.commit_rows
+            urgent = bool(self.post.downlinks)
             due = self.batch_started is not None and (
-                time.monotonic() - self.batch_started >= interval or len(self.batch) >= rows
+                urgent
+                or time.monotonic() - self.batch_started >= interval
+                or len(self.batch) >= rows
             )
             # Group commit that adapts to the disk: while the last commit still syncs, the
             # batch keeps growing (to 8x commit_rows) instead of the loop waiting for it.
-            if due and (not self._commit_busy() or len(self.batch) >= 8 * rows):
+            if due and (not self._commit_busy() or urgent or len(self.batch) >= 8 * rows):
                 await self.flush(wait=False)
         # Stop: everything still in the dedup window is handled now, then the last batch.
         for group in self.dedup.pop_due(float("inf")):
@@ -499,7 +514,8 @@ class Ingest:
             join_nonce,
             self.cfg.lorawan.net_id,
             dev_addr,
-            dl_settings=(self.cfg.lorawan.rx1_dr_offset << 4) | region.rx2_dr,
+            dl_settings=(self.cfg.lorawan.rx1_dr_offset << 4)
+            | lw_region.rx2_window(region, rx2_dr=self.cfg.lorawan.rx2_dr)[1],
             rx_delay=self.cfg.lorawan.rx1_delay_s,
             cflist=lw_join.cflist_eu868(region.extra_channels_hz),
         )
@@ -529,7 +545,7 @@ class Ingest:
         if rx is None:
             self.counters.inc("downlink_no_route", purpose="join_accept")
             return
-        tx = lw_region.join_accept_tx(
+        tx = lw_region.join_accept_windows(
             region, rx, res.join_accept, power_dbm=self.cfg.lorawan.downlink_power_dbm
         )
         self.post.downlinks.append((tx, None))
@@ -562,14 +578,18 @@ class Ingest:
             payload=bytes(item["payload"]) if item else b"",
             f_pending=len(queued) > 1,
         )
-        region = lw_region.REGIONS[self.cfg.lorawan.region]
-        tx = lw_region.rx1_tx(
-            region,
+        lw = self.cfg.lorawan
+        tx = lw_region.class_a_tx(
+            self.region,
             rx,
             phy,
-            rx1_delay_s=self.cfg.lorawan.rx1_delay_s,
-            rx1_dr_offset=self.cfg.lorawan.rx1_dr_offset,
-            power_dbm=self.cfg.lorawan.downlink_power_dbm,
+            rx1_delay_s=lw.rx1_delay_s,
+            rx1_dr_offset=lw.rx1_dr_offset,
+            rx2_freq_hz=lw.rx2_freq_hz,
+            rx2_dr=lw.rx2_dr,
+            power_dbm=lw.downlink_power_dbm,
+            purpose="data" if item is not None else "ack",
+            dev_eui=s.dev_eui,
         )
         if item is not None:
             queued.pop(0)
@@ -581,11 +601,82 @@ class Ingest:
         else:
             self._send(tx)
 
-    def _send(self, tx: DownlinkTx) -> None:
-        if self.send_downlink(tx):
-            self.counters.inc("downlinks_sent", purpose=tx.purpose)
+    def _send(self, tx: DownlinkTx, reason: str = "") -> None:
+        """Send `tx`, or its fallback (RX2) when its own window can no longer be reached in time
+        or its sub-band has no duty-cycle budget left (LORAWAN.md 10)."""
+        now = time.monotonic()
+        first, pick = tx, None
+        why = reason or "too_late"
+        cand: DownlinkTx | None = tx
+        while cand is not None:
+            if cand.send_by is not None and now > cand.send_by:
+                why = "too_late"
+            elif not self._duty_available(cand, now):
+                why = "duty_cycle"
+            else:
+                pick = cand
+                break
+            cand = cand.fallback
+        if pick is None:
+            self._missed(first, why)
+            return
+        if pick is not first or reason:
+            self.counters.inc(
+                "downlink_fallback", purpose=first.purpose, reason=why, window=pick.window
+            )
+        if self.send_downlink(pick):
+            self._duty_record(pick, now)
+            self.counters.inc("downlinks_sent", purpose=pick.purpose)
         else:
-            self.counters.inc("downlink_no_route", purpose=tx.purpose)
+            self.counters.inc("downlink_no_route", purpose=pick.purpose)
+
+    def downlink_refused(self, tx: DownlinkTx, error: str) -> None:
+        """A gateway's TX_ACK refused `tx` (the source calls this): a frame refused as too late
+        or colliding is tried again in the device's next window, when there is one."""
+        if error not in RETRY_ERRORS:
+            return
+        if tx.fallback is None:
+            self._missed(tx, "refused")
+            return
+        self._send(tx.fallback, reason="refused")
+
+    def _missed(self, tx: DownlinkTx, reason: str) -> None:
+        self.counters.inc("downlink_missed", purpose=tx.purpose, reason=reason)
+        self.limiter.warn(
+            "downlink_missed",
+            key=f"missed:{reason}",
+            purpose=tx.purpose,
+            reason=reason,
+            gateway=tx.gateway_id,
+            dev_eui=tx.dev_eui.hex() if tx.dev_eui else None,
+        )
+
+    def _airtime(self, tx: DownlinkTx) -> tuple[str, float] | None:
+        band = self.region.sub_band(tx.freq_hz)
+        if band is None:
+            return None  # outside the region's sub-bands: no budget known (config checks)
+        try:
+            cr = int(tx.code_rate.partition("/")[2]) - 4
+        except ValueError:
+            cr = 1
+        cr = cr if 1 <= cr <= 4 else 1
+        return band.name, airtime_ms(len(tx.phy_payload), tx.sf, tx.bw_khz, cr, crc=False)
+
+    def _duty_available(self, tx: DownlinkTx, now: float) -> bool:
+        use = self._airtime(tx)
+        tracker = self.duty.get(tx.gateway_id)
+        return use is None or tracker is None or tracker.available(use[0], use[1], now)
+
+    def _duty_record(self, tx: DownlinkTx, now: float) -> None:
+        use = self._airtime(tx)
+        if use is None:
+            return
+        tracker = self.duty.get(tx.gateway_id)
+        if tracker is None:
+            if len(self.duty) >= MAX_DUTY_GATEWAYS:
+                self.duty.pop(next(iter(self.duty)))
+            tracker = self.duty[tx.gateway_id] = DutyCycleTracker(self.region.duty_cycle_limits)
+        tracker.record(use[0], use[1], now)
 
     # -- commit --------------------------------------------------------------------------
 

@@ -222,6 +222,7 @@ class Forwarder:
         self.sock.settimeout(2)
         self.token = 0
         self.tmst = 1_000_000
+        self.last_resp_token = b"\x00\x00"
 
     def rxpk(
         self, phy: bytes, rssi: int = -70, lsnr: float = 8.5, freq: float = 868.1
@@ -292,11 +293,19 @@ class Forwarder:
         except TimeoutError:
             return None
         assert data[0] == 2 and data[3] == 3, data[:4]
+        self.last_resp_token = data[1:3]
         if ack:
             self.pull_sock.sendto(data[:3] + b"\x05" + self.eui, ("127.0.0.1", self.port))
         txpk = json.loads(data[4:])["txpk"]
         txpk["_phy"] = base64.b64decode(txpk["data"])
         return dict(txpk)
+
+    def tx_ack_error(self, error: str) -> None:
+        """Refuse the last PULL_RESP (answered with ack=False) with a txpk_ack error."""
+        body = json.dumps({"txpk_ack": {"error": error}}).encode()
+        self.pull_sock.sendto(
+            b"\x02" + self.last_resp_token + b"\x05" + self.eui + body, ("127.0.0.1", self.port)
+        )
 
     def raw(self, data: bytes) -> None:
         self.sock.sendto(data, ("127.0.0.1", self.port))

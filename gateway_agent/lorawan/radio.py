@@ -78,6 +78,13 @@ class DownlinkTx:
     dev_eui: bytes | None = None
     purpose: str = "data"  # "join_accept" | "ack" | "data"
     extra: tuple[tuple[str, str], ...] = field(default=())
+    window: str = "rx1"  # "rx1" | "rx2" | "c" (class C, immediate)
+    # Monotonic time (the agent's clock, like RxInfo.rx_mono) after which a PULL_RESP can no
+    # longer reach the gateway ahead of `tmst`: past it, send `fallback` instead. None: no limit.
+    send_by: float | None = None
+    # The same frame for the device's next receive window (RX2), for when this one cannot be
+    # sent in time, has no duty-cycle budget left, or the gateway refuses it (TOO_LATE).
+    fallback: DownlinkTx | None = None
 
     def __post_init__(self) -> None:
         if self.tmst is None and not self.immediate:

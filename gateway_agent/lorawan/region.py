@@ -6,7 +6,7 @@ need their own RX1 frequency rule (500 kHz downlink channels), see `rx1_window`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway_agent.errors import FrameError
 from gateway_agent.lorawan.radio import DownlinkTx, RxInfo
@@ -246,6 +246,58 @@ def rx2_tx(
     )
 
 
+DOWNLINK_LEAD_S = 0.1  # a PULL_RESP should reach the gateway this long before its window
+
+
+def with_deadline(tx: DownlinkTx, rx: RxInfo, delay_s: int, window: str) -> DownlinkTx:
+    """`tx` marked with its window and the agent-clock time it must be sent by: the uplink's
+    reception (`rx.rx_mono`) plus the window's delay, less DOWNLINK_LEAD_S."""
+    return replace(tx, window=window, send_by=rx.rx_mono + delay_s - DOWNLINK_LEAD_S)
+
+
+def class_a_tx(
+    region: Region,
+    rx: RxInfo,
+    phy: bytes,
+    *,
+    rx1_delay_s: int = 1,
+    rx1_dr_offset: int = 0,
+    rx2_freq_hz: int | None = None,
+    rx2_dr: int | None = None,
+    power_dbm: int = 14,
+    purpose: str = "data",
+    dev_eui: bytes | None = None,
+) -> DownlinkTx:
+    """A data downlink for RX1 of the uplink `rx`, carrying the same frame for RX2 as its
+    `fallback` (LORAWAN.md 7.5, GWMP.md 5: decide quickly, RX2 as the fallback)."""
+    delay = max(1, rx1_delay_s)
+    first = rx1_tx(
+        region,
+        rx,
+        phy,
+        rx1_delay_s=delay,
+        rx1_dr_offset=rx1_dr_offset,
+        power_dbm=power_dbm,
+        purpose=purpose,
+        dev_eui=dev_eui,
+    )
+    second = rx2_tx(
+        region,
+        rx,
+        phy,
+        rx1_delay_s=delay,
+        rx2_freq_hz=rx2_freq_hz,
+        rx2_dr=rx2_dr,
+        power_dbm=power_dbm,
+        purpose=purpose,
+        dev_eui=dev_eui,
+    )
+    return replace(
+        with_deadline(first, rx, delay, "rx1"),
+        fallback=with_deadline(second, rx, delay + 1, "rx2"),
+    )
+
+
 def join_accept_tx(
     region: Region,
     rx: RxInfo,
@@ -274,4 +326,17 @@ def join_accept_tx(
         power_dbm=power_dbm,
         purpose="join_accept",
         dev_eui=dev_eui,
+    )
+
+
+def join_accept_windows(
+    region: Region, rx: RxInfo, phy: bytes, *, power_dbm: int = 14, dev_eui: bytes | None = None
+) -> DownlinkTx:
+    """A join-accept for RX1 (JOIN_ACCEPT_DELAY1) with RX2 (JOIN_ACCEPT_DELAY2, the region's
+    default RX2) as its fallback."""
+    first = join_accept_tx(region, rx, phy, power_dbm=power_dbm, dev_eui=dev_eui)
+    second = join_accept_tx(region, rx, phy, rx2=True, power_dbm=power_dbm, dev_eui=dev_eui)
+    return replace(
+        with_deadline(first, rx, region.join_accept_delay1_s, "rx1"),
+        fallback=with_deadline(second, rx, region.join_accept_delay2_s, "rx2"),
     )

@@ -146,12 +146,14 @@ class GwmpSource:
         self._endpoints: list[_Endpoint] = []
         self._out: asyncio.Queue[RadioFrame] | None = None
         self._gw: OrderedDict[str, GatewayState] = OrderedDict()  # LRU: oldest first
-        self._pending: dict[tuple[str, bytes], tuple[float, str]] = {}
+        self._pending: dict[tuple[str, bytes], tuple[float, DownlinkTx]] = {}
         self._limiter = RateLimitedLog(log, 10.0)
         self.addresses: list[tuple[str, int]] = []  # bound addresses (port 0 resolved)
         self.ready = asyncio.Event()
         self.frames = 0
         self.unknown_tx_ack = 0
+        # Told about every downlink a gateway refused (TX_ACK error): the ingest tries RX2.
+        self.on_refused: Callable[[DownlinkTx, str], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -342,7 +344,8 @@ class GwmpSource:
             self.unknown_tx_ack += 1
             self.counters.inc("tx_ack_unknown", source=self.name)
             return
-        purpose = pending[1]
+        tx = pending[1]
+        purpose = tx.purpose
         if msg.ok:
             gw.tx_ok += 1
             self.counters.inc("downlink_tx", result="ok", source=self.name)
@@ -364,6 +367,8 @@ class GwmpSource:
             error=err,
             purpose=purpose,
         )
+        if self.on_refused is not None:
+            self.on_refused(tx, err)
 
     def _expire(self, mono: float) -> None:
         old = [k for k, (t, _) in self._pending.items() if mono - t > PENDING_TTL_S]
@@ -408,7 +413,7 @@ class GwmpSource:
             token = os.urandom(2)
             while (tx.gateway_id, token) in self._pending:
                 token = os.urandom(2)
-            self._pending[(tx.gateway_id, token)] = (mono, tx.purpose)
+            self._pending[(tx.gateway_id, token)] = (mono, tx)
         self._send(route.transport, pull_resp(route.version, token, tx), route.addr)
         gw = self._gw[tx.gateway_id]
         gw.tx_sent += 1

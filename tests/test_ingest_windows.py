@@ -1,0 +1,106 @@
+"""Which receive window a class-A downlink goes out in (issue 3, LORAWAN.md 7.5 and 10): RX1 while
+it can still reach the gateway in time and its sub-band has duty-cycle budget, else RX2, else
+none (counted); and RX2 again after the gateway refused RX1 as too late."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway_agent.ingest import Ingest
+from gateway_agent.lorawan import region as lw_region
+from gateway_agent.lorawan.airtime import airtime_ms
+from gateway_agent.lorawan.radio import DownlinkTx, RxInfo
+from tests.test_ingest_pipeline import _direct, _make
+
+GW = "b827ebfffe6c1a2b"
+PHY = bytes(12)  # an ACK-sized frame
+
+
+def _rx(age_s: float, freq_hz: int = 868_100_000, sf: int = 9) -> RxInfo:
+    """A reception `age_s` seconds ago (agent clock), through a gateway we can transmit with."""
+    now = time.monotonic()
+    return RxInfo(GW, now - age_s, time.time() - age_s, freq_hz, sf=sf, bw_khz=125, tmst=10_000)
+
+
+@pytest.fixture
+def ing(tmp_path: Path) -> tuple[Ingest, list[DownlinkTx]]:
+    i = _make(tmp_path, _direct)
+    sent: list[DownlinkTx] = []
+    i.send_downlink = lambda tx: sent.append(tx) or True  # type: ignore[func-returns-value]
+    return i, sent
+
+
+def _ack(rx: RxInfo) -> DownlinkTx:
+    return lw_region.class_a_tx(lw_region.EU868, rx, PHY, purpose="ack")
+
+
+def test_class_a_tx_carries_rx2_as_its_fallback() -> None:
+    rx = _rx(0.0)
+    tx = _ack(rx)
+    assert (tx.window, tx.tmst, tx.freq_hz, tx.sf) == ("rx1", 1_010_000, 868_100_000, 9)
+    assert tx.send_by == pytest.approx(rx.rx_mono + 1 - lw_region.DOWNLINK_LEAD_S)
+    fb = tx.fallback
+    assert fb is not None and fb.fallback is None
+    assert (fb.window, fb.tmst, fb.freq_hz, fb.sf) == ("rx2", 2_010_000, 869_525_000, 12)
+    assert fb.send_by == pytest.approx(rx.rx_mono + 2 - lw_region.DOWNLINK_LEAD_S)
+    assert fb.phy_payload == tx.phy_payload
+    ja = lw_region.join_accept_windows(lw_region.EU868, rx, PHY)
+    assert (ja.tmst, ja.fallback and ja.fallback.tmst) == (5_010_000, 6_010_000)
+    assert ja.fallback is not None and ja.fallback.freq_hz == 869_525_000
+
+
+def test_rx1_while_in_time(ing: tuple[Ingest, list[DownlinkTx]]) -> None:
+    i, sent = ing
+    i._send(_ack(_rx(0.3)))
+    assert [t.window for t in sent] == ["rx1"]
+    assert i.counters.get("downlink_fallback") == 0
+
+
+def test_rx2_when_rx1_can_no_longer_be_reached(ing: tuple[Ingest, list[DownlinkTx]]) -> None:
+    i, sent = ing
+    i._send(_ack(_rx(0.95)))  # RX1 opens in 50 ms: a PULL_RESP now would be TOO_LATE
+    assert [(t.window, t.tmst) for t in sent] == [("rx2", 2_010_000)]
+    assert i.counters.get("downlink_fallback", reason="too_late", window="rx2") == 1
+
+
+def test_none_when_both_windows_passed(ing: tuple[Ingest, list[DownlinkTx]]) -> None:
+    i, sent = ing
+    i._send(_ack(_rx(1.95)))
+    assert sent == []
+    assert i.counters.get("downlink_missed", purpose="ack", reason="too_late") == 1
+
+
+def test_rx2_when_the_rx1_sub_band_budget_is_spent(ing: tuple[Ingest, list[DownlinkTx]]) -> None:
+    """EU868 g1 (868.0-868.6 MHz) allows 1 % = 36 s of airtime an hour per gateway."""
+    i, sent = ing
+    one = airtime_ms(len(PHY), 9, 125, crc=False)
+    fits = int(36_000 // one)
+    for _ in range(fits):
+        i._send(_ack(_rx(0.2)))
+    assert [t.window for t in sent] == ["rx1"] * fits
+    i._send(_ack(_rx(0.2)))
+    assert sent[-1].window == "rx2" and sent[-1].freq_hz == 869_525_000
+    assert i.counters.get("downlink_fallback", reason="duty_cycle") == 1
+    # Another gateway has its own budget.
+    other = RxInfo(
+        "0000000000000001", time.monotonic(), time.time(), 868_100_000, sf=9, bw_khz=125, tmst=1
+    )
+    i._send(_ack(other))
+    assert sent[-1].window == "rx1" and sent[-1].gateway_id == "0000000000000001"
+
+
+def test_refused_rx1_goes_out_in_rx2_once(ing: tuple[Ingest, list[DownlinkTx]]) -> None:
+    i, sent = ing
+    tx = _ack(_rx(0.3))
+    i._send(tx)
+    i.downlink_refused(sent[-1], "TOO_LATE")
+    assert [t.window for t in sent] == ["rx1", "rx2"]
+    assert i.counters.get("downlink_fallback", reason="refused", window="rx2") == 1
+    i.downlink_refused(sent[-1], "TOO_LATE")  # RX2 refused too: nothing left
+    assert len(sent) == 2
+    assert i.counters.get("downlink_missed", reason="refused") == 1
+    i.downlink_refused(tx, "TX_FREQ")  # not a timing problem: RX2 would fail the same way
+    assert len(sent) == 2
