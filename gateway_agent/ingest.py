@@ -63,6 +63,12 @@ def _joined(dev_eui: bytes, dev_addr: bytes, nwk_s_key: bytes, app_s_key: bytes)
     )
 
 
+def _carrying(tx: DownlinkTx, seq: int) -> DownlinkTx:
+    """`tx` and its fallbacks marked with the application-queue entry they carry."""
+    fb = _carrying(tx.fallback, seq) if tx.fallback is not None else None
+    return replace(tx, queue_seq=seq, fallback=fb)
+
+
 @dataclass(slots=True)
 class PostCommit:
     downlinks: list[tuple[DownlinkTx, bytes | None]] = field(default_factory=list)
@@ -592,6 +598,7 @@ class Ingest:
             dev_eui=s.dev_eui,
         )
         if item is not None:
+            tx = _carrying(tx, int(item["seq"]))
             queued.pop(0)
             if not queued:
                 self.pending_downlinks.pop(s.dev_eui, None)
@@ -629,6 +636,26 @@ class Ingest:
             self.counters.inc("downlinks_sent", purpose=pick.purpose)
         else:
             self.counters.inc("downlink_no_route", purpose=pick.purpose)
+            self._requeue(pick)
+
+    def _requeue(self, tx: DownlinkTx) -> None:
+        """A queued application downlink that never went on air waits for the device's next
+        uplink again, at the head of its queue (its FCntDown is spent: the next try takes a
+        new one)."""
+        if tx.queue_seq is None or tx.dev_eui is None:
+            return
+        try:
+            item = self.store.requeue_downlink(tx.queue_seq)
+        except (StoreError, DiskFullError) as e:
+            self.limiter.warn("downlink_requeue_failed", reason=e.reason, seq=tx.queue_seq)
+            return
+        if item is None:
+            return
+        queue = self.pending_downlinks.setdefault(tx.dev_eui, [])
+        if all(q["seq"] != item["seq"] for q in queue):
+            queue.insert(0, item)
+            queue.sort(key=lambda q: int(q["seq"]))
+        self.counters.inc("downlink_requeued")
 
     def downlink_refused(self, tx: DownlinkTx, error: str) -> None:
         """A gateway's TX_ACK refused `tx` (the source calls this): a frame refused as too late
@@ -642,6 +669,7 @@ class Ingest:
 
     def _missed(self, tx: DownlinkTx, reason: str) -> None:
         self.counters.inc("downlink_missed", purpose=tx.purpose, reason=reason)
+        self._requeue(tx)
         self.limiter.warn(
             "downlink_missed",
             key=f"missed:{reason}",
@@ -724,6 +752,8 @@ class Ingest:
             # batch, keeping those of the batch that filled meanwhile.
             await self.store_call(self.load)
             self._reapply(self.batch)
+            for tx, _ in post.downlinks:  # not sent: the uplink was not accepted
+                self._requeue(tx)
             live = self.live_publish
             for a in post.alerts:  # alerts are still raised locally and go out live
                 log_event(

@@ -879,6 +879,17 @@ class Store:
             )
         )
 
+    def requeue_downlink(self, seq: int) -> dict[str, Any] | None:
+        """Back to unsent (it never went on air): the entry, or None when it is gone."""
+        self._write(
+            lambda db: db.execute(
+                "UPDATE downlinks SET sent=NULL, fcnt_down=NULL WHERE seq=?", (seq,)
+            )
+        )
+        with self._lock:
+            row = self.db.execute("SELECT * FROM downlinks WHERE seq=?", (seq,)).fetchone()
+        return dict(row) if row is not None else None
+
     # -- cap & retention (invariant 4) ---------------------------------------------------
 
     def enforce_cap(

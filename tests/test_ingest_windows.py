@@ -5,6 +5,7 @@ none (counted); and RX2 again after the gateway refused RX1 as too late."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,36 @@ def test_refused_rx1_goes_out_in_rx2_once(ing: tuple[Ingest, list[DownlinkTx]]) 
     assert i.counters.get("downlink_missed", reason="refused") == 1
     i.downlink_refused(tx, "TX_FREQ")  # not a timing problem: RX2 would fail the same way
     assert len(sent) == 2
+
+
+def test_fsk_uplink_is_answered_in_rx2_only() -> None:
+    rx = RxInfo(
+        GW, time.monotonic(), time.time(), 868_800_000, modulation="FSK", bitrate=50_000, tmst=5
+    )
+    tx = lw_region.class_a_tx(lw_region.EU868, rx, PHY, purpose="ack")
+    assert (tx.window, tx.sf, tx.freq_hz, tx.fallback) == ("rx2", 12, 869_525_000, None)
+
+
+def test_missed_queued_downlink_waits_for_the_next_uplink(
+    ing: tuple[Ingest, list[DownlinkTx]],
+) -> None:
+    i, sent = ing
+    eui = bytes.fromhex("70b3d57ed0000001")
+    seq = i.store.queue_downlink(eui, 10, b"\xca\xfe")
+    (row,) = i.store.pending_downlinks()
+    i.store.mark_downlink_sent(seq, 3)  # what _ack does when it builds the frame
+    assert i.store.pending_downlinks() == []
+    tx = lw_region.class_a_tx(lw_region.EU868, _rx(1.95), PHY, purpose="data", dev_eui=eui)
+    i._send(replace(tx, queue_seq=seq, fallback=replace(tx.fallback, queue_seq=seq)))
+    assert sent == [] and i.counters.get("downlink_missed", purpose="data") == 1
+    assert [r["seq"] for r in i.store.pending_downlinks()] == [seq], "unsent again in the DB"
+    assert [q["seq"] for q in i.pending_downlinks[eui]] == [seq], "and first in its queue"
+    assert i.pending_downlinks[eui][0]["payload"] == b"\xca\xfe"
+    assert i.counters.get("downlink_requeued") == 1
+    # No route to the gateway at all: the same.
+    i.store.mark_downlink_sent(seq, 4)
+    i.pending_downlinks.clear()
+    i.send_downlink = lambda tx: False
+    i._send(replace(tx, send_by=None, queue_seq=seq))
+    assert [q["seq"] for q in i.pending_downlinks[eui]] == [seq]
+    assert row["seq"] == seq

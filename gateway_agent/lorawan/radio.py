@@ -85,6 +85,7 @@ class DownlinkTx:
     # The same frame for the device's next receive window (RX2), for when this one cannot be
     # sent in time, has no duty-cycle budget left, or the gateway refuses it (TOO_LATE).
     fallback: DownlinkTx | None = None
+    queue_seq: int | None = None  # the application-queue entry it carries (None: ACK, join)
 
     def __post_init__(self) -> None:
         if self.tmst is None and not self.immediate:

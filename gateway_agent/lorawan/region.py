@@ -271,16 +271,6 @@ def class_a_tx(
     """A data downlink for RX1 of the uplink `rx`, carrying the same frame for RX2 as its
     `fallback` (LORAWAN.md 7.5, GWMP.md 5: decide quickly, RX2 as the fallback)."""
     delay = max(1, rx1_delay_s)
-    first = rx1_tx(
-        region,
-        rx,
-        phy,
-        rx1_delay_s=delay,
-        rx1_dr_offset=rx1_dr_offset,
-        power_dbm=power_dbm,
-        purpose=purpose,
-        dev_eui=dev_eui,
-    )
     second = rx2_tx(
         region,
         rx,
@@ -292,10 +282,21 @@ def class_a_tx(
         purpose=purpose,
         dev_eui=dev_eui,
     )
-    return replace(
-        with_deadline(first, rx, delay, "rx1"),
-        fallback=with_deadline(second, rx, delay + 1, "rx2"),
-    )
+    second = with_deadline(second, rx, delay + 1, "rx2")
+    try:
+        first = rx1_tx(
+            region,
+            rx,
+            phy,
+            rx1_delay_s=delay,
+            rx1_dr_offset=rx1_dr_offset,
+            power_dbm=power_dbm,
+            purpose=purpose,
+            dev_eui=dev_eui,
+        )
+    except FrameError:
+        return second  # RX1 would be FSK (an FSK uplink): LoRa downlinks only, so RX2 alone
+    return replace(with_deadline(first, rx, delay, "rx1"), fallback=second)
 
 
 def join_accept_tx(
