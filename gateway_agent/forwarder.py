@@ -723,11 +723,10 @@ class Forwarder:
 
     def _messages(self, rows: list[OutboxRow]) -> list[_Msg]:
         """Alerts and events one per message, then the readings among `rows`."""
-        fmt = self.cfg.format
         out = [
-            ([r.seq], self.topic(r.topic), encode_single(r.body, fmt))
+            m
             for r in rows
-            if r.priority != PRIO_READING
+            if r.priority != PRIO_READING and (m := self._single(r.seq, r.topic, r.body))
         ]
         readings = [(r.seq, r.topic, r.body) for r in rows if r.priority == PRIO_READING]
         return out + self._reading_messages(readings) if readings else out
@@ -773,13 +772,13 @@ class Forwarder:
     def _single(self, seq: int, topic: str, body: str | bytes) -> _Msg | None:
         try:
             return ([seq], self.topic(topic), encode_single(body, self.cfg.format))
-        except ValueError as e:
+        except (ValueError, TypeError) as e:  # UnicodeError is a ValueError
             self._unreadable.append(seq)
             self._limit.warn("outbox_row_unreadable", seq=seq, error=str(e)[:80])
             return None
 
     async def _drop_unreadable(self) -> None:
-        """Rows the drain could not read leave the outbox, counted as dropped readings (reason
+        """Rows the drain could not read leave the outbox, counted as dropped (reason
         `unreadable`, reported upstream in the next `data_dropped` event)."""
         seqs, self._unreadable = self._unreadable, []
         try:

@@ -688,15 +688,26 @@ class Store:
             ).fetchall()
 
     def outbox_drop_unreadable(self, seqs: Sequence[int]) -> None:
-        """Readings the forwarder cannot read (a damaged stored item) leave the outbox, counted
-        for the next `data_dropped` event in the same transaction."""
+        """Rows the forwarder cannot read (a damaged stored item or text) leave the outbox,
+        counted by kind for the next `data_dropped` event in the same transaction."""
 
         def drop(db: sqlite3.Connection) -> None:
-            n = 0
+            by_kind = {PRIO_READING: 0, PRIO_EVENT: 0, PRIO_ALERT: 0}
             for a, b in self._outbox_ranges(seqs):
-                n += db.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (a, b)).rowcount
-            if n:
-                _add_unreported(db, "unsent_readings", n, "unreadable")
+                for prio, n in db.execute(
+                    "SELECT priority, count(*) FROM outbox WHERE seq BETWEEN ? AND ?"
+                    " GROUP BY priority",
+                    (a, b),
+                ):
+                    by_kind[prio] = by_kind.get(prio, 0) + int(n)
+                db.execute("DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (a, b))
+            for prio, kind in (
+                (PRIO_READING, "unsent_readings"),
+                (PRIO_EVENT, "unsent_events"),
+                (PRIO_ALERT, "unsent_alerts"),
+            ):
+                if by_kind.get(prio):
+                    _add_unreported(db, kind, by_kind[prio], "unreadable")
 
         with self._lock:
             self._write(drop)

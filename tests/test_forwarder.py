@@ -259,5 +259,41 @@ async def test_a_damaged_stored_item_is_dropped_and_counted(
     sub.close()
 
 
+@pytest.mark.parametrize("fmt", ["cbor", "json"])
+async def test_a_damaged_alert_row_is_set_aside_not_a_stall(
+    tmp_path: Path, broker: Mosquitto, fmt: str
+) -> None:
+    """An alert row whose stored body no longer reads (text that is not JSON under CBOR; a
+    damaged item under JSON) must not stop every later alert and reading: it is dropped,
+    counted as an unsent alert (reason `unreadable`), and the rest goes out."""
+    h = Harness(tmp_path, broker.port, format=fmt, batch_max=10 if fmt == "cbor" else 1)
+    alerts = rows(3, prio=PRIO_ALERT)
+    bad_body: str | bytes = "{not json" if fmt == "cbor" else b"\x01\x09\x00" + bytes(5)
+    damaged = (*alerts[1][:5], bad_body, *alerts[1][6:])
+    h.store.add_outbox([alerts[0], damaged, alerts[2], *rows(5, start=10)])
+    sub = Subscriber(broker.port, "ga/#")
+    fw = h.forwarder()
+    await run_until(fw, lambda: h.store.outbox_stats()["depth"] == 0)
+    assert h.store.outbox_stats()["depth"] == 0, "not stuck behind the damaged row"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(sub.messages) < 7:
+        await asyncio.sleep(0.05)
+    got = [decode_payload(p, fmt) for t, p in sub.messages if t.endswith("/alert")]
+    assert [a["fCnt"] for a in got] == [0, 2]
+    up = [p for t, p in sub.messages if t.endswith("/up")]
+    assert sorted(m["fCnt"] for p in up for m in _as_list(decode_payload(p, fmt))) == [
+        10,
+        11,
+        12,
+        13,
+        14,
+    ]
+    assert fw.counters.snapshot().get("dropped{kind=unreadable}") == 1
+    await run_until(fw, lambda: any(t.endswith("/events") for t, _ in sub.messages))
+    events = [decode_payload(p, fmt) for t, p in sub.messages if t.endswith("/events")]
+    assert any(e.get("unsent_alerts") == 1 and "unsent_readings" not in e for e in events)
+    sub.close()
+
+
 def _as_list(x: Any) -> list[Any]:
     return x if isinstance(x, list) else [x]
