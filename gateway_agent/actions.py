@@ -90,7 +90,5 @@ async def _run_one(daemon: Any, action: Any, alert: Alert, dev: Device) -> None:
             bytes(action.payload),
             bool(getattr(action, "confirmed", False)),
         )
-        daemon.ingest.pending_downlinks.setdefault(dev.dev_eui, []).append(
-            {"seq": seq, "f_port": int(action.f_port), "payload": bytes(action.payload)}
-        )
+        daemon.ingest.downlinks.enqueue(dev.dev_eui, seq, int(action.f_port), bytes(action.payload))
         daemon.counters.inc("actions_run", rule=alert.rule, kind="downlink")

@@ -117,9 +117,7 @@ def register(ctl: ControlServer, d: Any) -> None:  # d: gateway_agent.daemon.Dae
         seq = await call(
             store.queue_downlink, eui, int(req["f_port"]), payload, bool(req.get("confirmed"))
         )
-        d.ingest.pending_downlinks.setdefault(eui, []).append(
-            {"seq": seq, "f_port": int(req["f_port"]), "payload": payload}
-        )
+        d.ingest.downlinks.enqueue(eui, seq, int(req["f_port"]), payload)
         return {"queued": seq}
 
     @ctl.command("reload")

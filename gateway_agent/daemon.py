@@ -228,7 +228,7 @@ class Daemon:
         self.sources = self.build_sources()
         for src in self.sources:
             if hasattr(src, "on_refused"):  # GWMP: TX_ACK errors come back for an RX2 retry
-                src.on_refused = self.ingest.downlink_refused
+                src.on_refused = self.ingest.downlinks.refused
         control = ControlServer(self.cfg.agent.control_path, self.cfg.agent.control_group)
         from gateway_agent.control_commands import register
 
@@ -267,7 +267,7 @@ class Daemon:
         pend: dict[bytes, list[dict[str, Any]]] = {}
         for r in rows:
             pend.setdefault(bytes.fromhex(r["dev_eui"]), []).append(r)
-        self.ingest.pending_downlinks = pend
+        self.ingest.downlinks.queued = pend
 
     def _run_actions(self, alert: Any, dev: Any) -> None:
         from gateway_agent.actions import run_rule_actions
@@ -417,6 +417,7 @@ class Daemon:
         ]
         self.cfg = new
         self.ingest.cfg = new
+        self.ingest.downlinks.lorawan = new.lorawan
         logging.getLogger().setLevel(new.agent.log_level)
         await self.sync_devices_file()
         await self.st.call(self.ingest.load)

@@ -11,21 +11,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 import decoders
 from gateway_agent.config import Config
+from gateway_agent.downlinks import Downlinks
 from gateway_agent.errors import BadInput, CodecError, DiskFullError, StoreError
 from gateway_agent.formats import alert_message, dumps, event_message
 from gateway_agent.logfmt import RateLimitedLog, log_event
 from gateway_agent.lorawan import frame as lw_frame
 from gateway_agent.lorawan import join as lw_join
 from gateway_agent.lorawan import region as lw_region
-from gateway_agent.lorawan.airtime import DutyCycleTracker, airtime_ms
 from gateway_agent.lorawan.dedup import DedupWindow, FrameGroup
-from gateway_agent.lorawan.downlink import build_downlink
 from gateway_agent.lorawan.frozen import fast_constructor
 from gateway_agent.lorawan.radio import DownlinkTx, RadioFrame, RxInfo
 from gateway_agent.lorawan.session import (
@@ -46,9 +45,6 @@ StoreCall = Callable[..., Awaitable[Any]]
 _EMPTY: Any = MappingProxyType({})
 _new_reading = fast_constructor(Reading)
 WALL_CLOCK_VALID_AFTER = 1_700_000_000.0  # 2023-11: a Pi that booted without NTP says 1970
-# TX_ACK errors after which the same frame is worth trying in the next receive window
-RETRY_ERRORS = frozenset(("TOO_LATE", "COLLISION_PACKET"))
-MAX_DUTY_GATEWAYS = 1024
 
 
 def _joined(dev_eui: bytes, dev_addr: bytes, nwk_s_key: bytes, app_s_key: bytes) -> DeviceSession:
@@ -61,12 +57,6 @@ def _joined(dev_eui: bytes, dev_addr: bytes, nwk_s_key: bytes, app_s_key: bytes)
         fcnt_up=None,
         fcnt_down=0,
     )
-
-
-def _carrying(tx: DownlinkTx, seq: int) -> DownlinkTx:
-    """`tx` and its fallbacks marked with the application-queue entry they carry."""
-    fb = _carrying(tx.fallback, seq) if tx.fallback is not None else None
-    return replace(tx, queue_seq=seq, fallback=fb)
 
 
 @dataclass(slots=True)
@@ -91,16 +81,15 @@ class Ingest:
         self.store = store
         self.store_call = store_call
         self.counters = counters
-        self.send_downlink = send_downlink
         self.on_commit = on_commit
         self.run_actions = run_actions
-        self.can_downlink = can_downlink
-        self.pending_downlinks: dict[bytes, list[dict[str, Any]]] = {}
-        self.duty: dict[str, DutyCycleTracker] = {}  # gateway id -> its downlink airtime
         self._next_sweep = 0.0
         # Forwarder.publish_live: alerts go out live when the disk refuses the commit (issue 5)
         self.live_publish: Callable[[str, str], Any] | None = None
         self.limiter = RateLimitedLog(log, window_s=10.0)
+        self.downlinks = Downlinks(
+            cfg.lorawan, store, counters, self.limiter, send_downlink, can_downlink
+        )
         self.dedup = DedupWindow(cfg.lorawan.dedup_window_ms / 1000.0)
         self.devices: dict[bytes, Device] = {}
         self.sessions: dict[bytes, list[DeviceSession]] = {}  # dev_addr -> sessions
@@ -283,7 +272,7 @@ class Ingest:
         self._set_session(res.new_session)
         reading = self.build_reading(dev, res, group.rx)
         self.add_reading(dev, reading)
-        if res.confirmed or self._has_downlink(dev.dev_eui):
+        if res.confirmed or self.downlinks.has_queued(dev.dev_eui):
             self._ack(res.new_session, group, post=True, ack=res.confirmed)
 
     def build_reading(self, dev: Device, res: UplinkAccepted, rx: tuple[RxInfo, ...]) -> Reading:
@@ -547,7 +536,7 @@ class Ingest:
             dev_nonce=jr.dev_nonce,
         )
         self.add_event("device_joined", {"devEui": eui, "devAddr": res.dev_addr.hex()})
-        rx = self._downlink_rx(group)
+        rx = self.downlinks.route(group)
         if rx is None:
             self.counters.inc("downlink_no_route", purpose="join_accept")
             return
@@ -556,155 +545,14 @@ class Ingest:
         )
         self.post.downlinks.append((tx, None))
 
-    def _downlink_rx(self, group: FrameGroup) -> RxInfo | None:
-        """The best reception through a gateway we can transmit with (rx is sorted best-first)."""
-        for rx in group.rx:
-            if rx.tmst is not None and self.can_downlink(rx.gateway_id):
-                return rx
-        return None
-
-    def _has_downlink(self, dev_eui: bytes) -> bool:
-        return dev_eui in self.pending_downlinks
-
     def _ack(self, s: DeviceSession, group: FrameGroup, post: bool, ack: bool = True) -> None:
-        rx = self._downlink_rx(group)
-        if rx is None:
-            self.counters.inc("downlink_no_route", purpose="ack")
+        tx = self.downlinks.answer(s, group, ack)
+        if tx is None:
             return
-        queued = self.pending_downlinks.get(s.dev_eui) or []
-        item = queued[0] if queued else None
-        fcnt_down = self.store.bump_fcnt_down(
-            s.dev_eui
-        )  # persisted before sending (LORAWAN.md 5.2)
-        phy = build_downlink(
-            replace(s, fcnt_down=fcnt_down),
-            fcnt_down,
-            ack=ack,
-            f_port=item["f_port"] if item else None,
-            payload=bytes(item["payload"]) if item else b"",
-            f_pending=len(queued) > 1,
-        )
-        lw = self.cfg.lorawan
-        tx = lw_region.class_a_tx(
-            self.region,
-            rx,
-            phy,
-            rx1_delay_s=lw.rx1_delay_s,
-            rx1_dr_offset=lw.rx1_dr_offset,
-            rx2_freq_hz=lw.rx2_freq_hz,
-            rx2_dr=lw.rx2_dr,
-            power_dbm=lw.downlink_power_dbm,
-            purpose="data" if item is not None else "ack",
-            dev_eui=s.dev_eui,
-        )
-        if item is not None:
-            tx = _carrying(tx, int(item["seq"]))
-            queued.pop(0)
-            if not queued:
-                self.pending_downlinks.pop(s.dev_eui, None)
-            self.store.mark_downlink_sent(item["seq"], fcnt_down)
         if post:
             self.post.downlinks.append((tx, s.dev_eui))
         else:
-            self._send(tx)
-
-    def _send(self, tx: DownlinkTx, reason: str = "") -> None:
-        """Send `tx`, or its fallback (RX2) when its own window can no longer be reached in time
-        or its sub-band has no duty-cycle budget left (LORAWAN.md 10)."""
-        now = time.monotonic()
-        first, pick = tx, None
-        why = reason or "too_late"
-        cand: DownlinkTx | None = tx
-        while cand is not None:
-            if cand.send_by is not None and now > cand.send_by:
-                why = "too_late"
-            elif not self._duty_available(cand, now):
-                why = "duty_cycle"
-            else:
-                pick = cand
-                break
-            cand = cand.fallback
-        if pick is None:
-            self._missed(first, why)
-            return
-        if pick is not first or reason:
-            self.counters.inc(
-                "downlink_fallback", purpose=first.purpose, reason=why, window=pick.window
-            )
-        if self.send_downlink(pick):
-            self._duty_record(pick, now)
-            self.counters.inc("downlinks_sent", purpose=pick.purpose)
-        else:
-            self.counters.inc("downlink_no_route", purpose=pick.purpose)
-            self._requeue(pick)
-
-    def _requeue(self, tx: DownlinkTx) -> None:
-        """A queued application downlink that never went on air waits for the device's next
-        uplink again, at the head of its queue (its FCntDown is spent: the next try takes a
-        new one)."""
-        if tx.queue_seq is None or tx.dev_eui is None:
-            return
-        try:
-            item = self.store.requeue_downlink(tx.queue_seq)
-        except (StoreError, DiskFullError) as e:
-            self.limiter.warn("downlink_requeue_failed", reason=e.reason, seq=tx.queue_seq)
-            return
-        if item is None:
-            return
-        queue = self.pending_downlinks.setdefault(tx.dev_eui, [])
-        if all(q["seq"] != item["seq"] for q in queue):
-            queue.insert(0, item)
-            queue.sort(key=lambda q: int(q["seq"]))
-        self.counters.inc("downlink_requeued")
-
-    def downlink_refused(self, tx: DownlinkTx, error: str) -> None:
-        """A gateway's TX_ACK refused `tx` (the source calls this): a frame refused as too late
-        or colliding is tried again in the device's next window, when there is one."""
-        if error not in RETRY_ERRORS:
-            return
-        if tx.fallback is None:
-            self._missed(tx, "refused")
-            return
-        self._send(tx.fallback, reason="refused")
-
-    def _missed(self, tx: DownlinkTx, reason: str) -> None:
-        self.counters.inc("downlink_missed", purpose=tx.purpose, reason=reason)
-        self._requeue(tx)
-        self.limiter.warn(
-            "downlink_missed",
-            key=f"missed:{reason}",
-            purpose=tx.purpose,
-            reason=reason,
-            gateway=tx.gateway_id,
-            dev_eui=tx.dev_eui.hex() if tx.dev_eui else None,
-        )
-
-    def _airtime(self, tx: DownlinkTx) -> tuple[str, float] | None:
-        band = self.region.sub_band(tx.freq_hz)
-        if band is None:
-            return None  # outside the region's sub-bands: no budget known (config checks)
-        try:
-            cr = int(tx.code_rate.partition("/")[2]) - 4
-        except ValueError:
-            cr = 1
-        cr = cr if 1 <= cr <= 4 else 1
-        return band.name, airtime_ms(len(tx.phy_payload), tx.sf, tx.bw_khz, cr, crc=False)
-
-    def _duty_available(self, tx: DownlinkTx, now: float) -> bool:
-        use = self._airtime(tx)
-        tracker = self.duty.get(tx.gateway_id)
-        return use is None or tracker is None or tracker.available(use[0], use[1], now)
-
-    def _duty_record(self, tx: DownlinkTx, now: float) -> None:
-        use = self._airtime(tx)
-        if use is None:
-            return
-        tracker = self.duty.get(tx.gateway_id)
-        if tracker is None:
-            if len(self.duty) >= MAX_DUTY_GATEWAYS:
-                self.duty.pop(next(iter(self.duty)))
-            tracker = self.duty[tx.gateway_id] = DutyCycleTracker(self.region.duty_cycle_limits)
-        tracker.record(use[0], use[1], now)
+            self.downlinks.send(tx)
 
     # -- commit --------------------------------------------------------------------------
 
@@ -753,7 +601,7 @@ class Ingest:
             await self.store_call(self.load)
             self._reapply(self.batch)
             for tx, _ in post.downlinks:  # not sent: the uplink was not accepted
-                self._requeue(tx)
+                self.downlinks.requeue(tx)
             live = self.live_publish
             for a in post.alerts:  # alerts are still raised locally and go out live
                 log_event(
@@ -767,7 +615,7 @@ class Ingest:
         self.counters.inc("readings_accepted", n)
         self.on_commit()
         for tx, _ in post.downlinks:
-            self._send(tx)
+            self.downlinks.send(tx)
         if self.run_actions is not None:
             for a in post.alerts:
                 dev = self.devices.get(a.dev_eui)

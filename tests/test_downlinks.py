@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway_agent.ingest import Ingest
+from gateway_agent.downlinks import Downlinks
 from gateway_agent.lorawan import region as lw_region
 from gateway_agent.lorawan.airtime import airtime_ms
 from gateway_agent.lorawan.radio import DownlinkTx, RxInfo
@@ -27,8 +27,9 @@ def _rx(age_s: float, freq_hz: int = 868_100_000, sf: int = 9) -> RxInfo:
 
 
 @pytest.fixture
-def ing(tmp_path: Path) -> tuple[Ingest, list[DownlinkTx]]:
-    i = _make(tmp_path, _direct)
+def ing(tmp_path: Path) -> tuple[Downlinks, list[DownlinkTx]]:
+    """The ingest's Downlinks, with a real store; what it sends is collected."""
+    i = _make(tmp_path, _direct).downlinks
     sent: list[DownlinkTx] = []
     i.send_downlink = lambda tx: sent.append(tx) or True  # type: ignore[func-returns-value]
     return i, sent
@@ -53,57 +54,57 @@ def test_class_a_tx_carries_rx2_as_its_fallback() -> None:
     assert ja.fallback is not None and ja.fallback.freq_hz == 869_525_000
 
 
-def test_rx1_while_in_time(ing: tuple[Ingest, list[DownlinkTx]]) -> None:
+def test_rx1_while_in_time(ing: tuple[Downlinks, list[DownlinkTx]]) -> None:
     i, sent = ing
-    i._send(_ack(_rx(0.3)))
+    i.send(_ack(_rx(0.3)))
     assert [t.window for t in sent] == ["rx1"]
     assert i.counters.get("downlink_fallback") == 0
 
 
-def test_rx2_when_rx1_can_no_longer_be_reached(ing: tuple[Ingest, list[DownlinkTx]]) -> None:
+def test_rx2_when_rx1_can_no_longer_be_reached(ing: tuple[Downlinks, list[DownlinkTx]]) -> None:
     i, sent = ing
-    i._send(_ack(_rx(0.95)))  # RX1 opens in 50 ms: a PULL_RESP now would be TOO_LATE
+    i.send(_ack(_rx(0.95)))  # RX1 opens in 50 ms: a PULL_RESP now would be TOO_LATE
     assert [(t.window, t.tmst) for t in sent] == [("rx2", 2_010_000)]
     assert i.counters.get("downlink_fallback", reason="too_late", window="rx2") == 1
 
 
-def test_none_when_both_windows_passed(ing: tuple[Ingest, list[DownlinkTx]]) -> None:
+def test_none_when_both_windows_passed(ing: tuple[Downlinks, list[DownlinkTx]]) -> None:
     i, sent = ing
-    i._send(_ack(_rx(1.95)))
+    i.send(_ack(_rx(1.95)))
     assert sent == []
     assert i.counters.get("downlink_missed", purpose="ack", reason="too_late") == 1
 
 
-def test_rx2_when_the_rx1_sub_band_budget_is_spent(ing: tuple[Ingest, list[DownlinkTx]]) -> None:
+def test_rx2_when_the_rx1_sub_band_budget_is_spent(ing: tuple[Downlinks, list[DownlinkTx]]) -> None:
     """EU868 g1 (868.0-868.6 MHz) allows 1 % = 36 s of airtime an hour per gateway."""
     i, sent = ing
     one = airtime_ms(len(PHY), 9, 125, crc=False)
     fits = int(36_000 // one)
     for _ in range(fits):
-        i._send(_ack(_rx(0.2)))
+        i.send(_ack(_rx(0.2)))
     assert [t.window for t in sent] == ["rx1"] * fits
-    i._send(_ack(_rx(0.2)))
+    i.send(_ack(_rx(0.2)))
     assert sent[-1].window == "rx2" and sent[-1].freq_hz == 869_525_000
     assert i.counters.get("downlink_fallback", reason="duty_cycle") == 1
     # Another gateway has its own budget.
     other = RxInfo(
         "0000000000000001", time.monotonic(), time.time(), 868_100_000, sf=9, bw_khz=125, tmst=1
     )
-    i._send(_ack(other))
+    i.send(_ack(other))
     assert sent[-1].window == "rx1" and sent[-1].gateway_id == "0000000000000001"
 
 
-def test_refused_rx1_goes_out_in_rx2_once(ing: tuple[Ingest, list[DownlinkTx]]) -> None:
+def test_refused_rx1_goes_out_in_rx2_once(ing: tuple[Downlinks, list[DownlinkTx]]) -> None:
     i, sent = ing
     tx = _ack(_rx(0.3))
-    i._send(tx)
-    i.downlink_refused(sent[-1], "TOO_LATE")
+    i.send(tx)
+    i.refused(sent[-1], "TOO_LATE")
     assert [t.window for t in sent] == ["rx1", "rx2"]
     assert i.counters.get("downlink_fallback", reason="refused", window="rx2") == 1
-    i.downlink_refused(sent[-1], "TOO_LATE")  # RX2 refused too: nothing left
+    i.refused(sent[-1], "TOO_LATE")  # RX2 refused too: nothing left
     assert len(sent) == 2
     assert i.counters.get("downlink_missed", reason="refused") == 1
-    i.downlink_refused(tx, "TX_FREQ")  # not a timing problem: RX2 would fail the same way
+    i.refused(tx, "TX_FREQ")  # not a timing problem: RX2 would fail the same way
     assert len(sent) == 2
 
 
@@ -116,7 +117,7 @@ def test_fsk_uplink_is_answered_in_rx2_only() -> None:
 
 
 def test_missed_queued_downlink_waits_for_the_next_uplink(
-    ing: tuple[Ingest, list[DownlinkTx]],
+    ing: tuple[Downlinks, list[DownlinkTx]],
 ) -> None:
     i, sent = ing
     eui = bytes.fromhex("70b3d57ed0000001")
@@ -125,16 +126,16 @@ def test_missed_queued_downlink_waits_for_the_next_uplink(
     i.store.mark_downlink_sent(seq, 3)  # what _ack does when it builds the frame
     assert i.store.pending_downlinks() == []
     tx = lw_region.class_a_tx(lw_region.EU868, _rx(1.95), PHY, purpose="data", dev_eui=eui)
-    i._send(replace(tx, queue_seq=seq, fallback=replace(tx.fallback, queue_seq=seq)))
+    i.send(replace(tx, queue_seq=seq, fallback=replace(tx.fallback, queue_seq=seq)))
     assert sent == [] and i.counters.get("downlink_missed", purpose="data") == 1
     assert [r["seq"] for r in i.store.pending_downlinks()] == [seq], "unsent again in the DB"
-    assert [q["seq"] for q in i.pending_downlinks[eui]] == [seq], "and first in its queue"
-    assert i.pending_downlinks[eui][0]["payload"] == b"\xca\xfe"
+    assert [q["seq"] for q in i.queued[eui]] == [seq], "and first in its queue"
+    assert i.queued[eui][0]["payload"] == b"\xca\xfe"
     assert i.counters.get("downlink_requeued") == 1
     # No route to the gateway at all: the same.
     i.store.mark_downlink_sent(seq, 4)
-    i.pending_downlinks.clear()
+    i.queued.clear()
     i.send_downlink = lambda tx: False
-    i._send(replace(tx, send_by=None, queue_seq=seq))
-    assert [q["seq"] for q in i.pending_downlinks[eui]] == [seq]
+    i.send(replace(tx, send_by=None, queue_seq=seq))
+    assert [q["seq"] for q in i.queued[eui]] == [seq]
     assert row["seq"] == seq
