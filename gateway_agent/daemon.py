@@ -23,7 +23,6 @@ from gateway_agent.actions import actions_worker
 from gateway_agent.config import Config, read_config, read_devices
 from gateway_agent.control import ControlServer
 from gateway_agent.errors import AgentError, ConfigError, DiskFullError, StoreError
-from gateway_agent.formats import dumps, event_message
 from gateway_agent.forwarder import DELETE_EVERY_S, Forwarder
 from gateway_agent.ingest import Ingest
 from gateway_agent.logfmt import log_event, setup_logging
@@ -31,7 +30,7 @@ from gateway_agent.lorawan.radio import DownlinkTx, RadioFrame
 from gateway_agent.metrics import COUNTERS, Counters
 from gateway_agent.sdnotify import Notifier
 from gateway_agent.sources import SOURCE_TYPES, Source
-from gateway_agent.store import PRIO_EVENT, Store
+from gateway_agent.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +257,8 @@ class Daemon:
                 db=str(self.cfg.agent.db_path),
             )
             self.notifier.ready(f"running: {len(self.ingest.devices)} devices")
+        # Sources have stopped: the figures since the last housekeeping round survive a restart.
+        await self._save_gateway_stats()
 
     def _on_commit(self) -> None:
         self.forwarder.notify_commit()
@@ -286,6 +287,8 @@ class Daemon:
                 pass
             try:
                 self.ingest.tick_rules(time.time())
+                if self.store.drops_unreported:
+                    await self.forwarder.report_drops()
                 if time.monotonic() >= next_house:
                     next_house = time.monotonic() + HOUSEKEEPING_S
                     await self._housekeeping()
@@ -306,15 +309,19 @@ class Daemon:
             )
             self.ingest.add_event("clock_jump", {"jumpS": round(offset - self.clock_offset, 1)})
         self.clock_offset = offset
+        await self._save_gateway_stats()
+        await self._store_pressure()
+
+    async def _save_gateway_stats(self) -> None:
+        """Per-gateway figures (last seen, rx ok/bad, tx ok/failed) into the DB for the CLI."""
         stats: dict[str, Any] = {}
         for s in self.sources:
             gw = s.stats().get("gateways", {})
             if isinstance(gw, dict):
                 stats.update(gw)
         if stats:
-            with contextlib.suppress(StoreError):  # disk full must not skip the shedding below
+            with contextlib.suppress(StoreError):  # disk full must not skip the shedding after
                 await self.st.call(self.store.save_gateway_stats, stats)
-        await self._store_pressure()
 
     async def _store_pressure(self) -> None:
         """Disk cap, retention, ENOSPC: shed per invariant 4 and report every drop upstream."""
@@ -326,32 +333,13 @@ class Daemon:
         )
         if dropped.get("history"):  # retention and cap on the local copy; the cap part is in
             self.counters.inc("history_deleted", dropped["history"])  # the drop report below
-        gid = self.cfg.agent.gateway_id
-
-        def event_row(kind: str, data: dict[str, Any]) -> Any:
-            now = time.time()
-            eid = f"{gid}:event:{kind}:{int(now * 1000)}"
-            body = dumps(event_message(eid, kind, now, data))
-            return (PRIO_EVENT, "event", None, "events", eid, body, now, time.monotonic())
-
+        await self.forwarder.report_drops()
         try:
-            reported = await self.st.call(
-                self.store.report_drops, lambda d: event_row("data_dropped", d)
-            )
-            for k, v in reported.items():
-                if k != "reasons":
-                    self.counters.inc("dropped", int(v), kind=k)
-            if reported:
-                log_event(
-                    log,
-                    logging.WARNING,
-                    "data_dropped",
-                    **{k: v for k, v in reported.items() if k != "reasons"},
-                    reasons=",".join(reported.get("reasons", [])),
-                )
             refused = self.ingest.refused - self._refused_reported
             if refused > 0:
-                row = event_row("readings_refused", {"count": refused, "reason": "disk_full"})
+                row = self.forwarder.event_row(
+                    "readings_refused", {"count": refused, "reason": "disk_full"}
+                )
                 await self.st.call(self.store.add_outbox, [row])
                 self._refused_reported += refused
         except DiskFullError as e:

@@ -410,7 +410,7 @@ class Forwarder:
                         retain=True,
                         timeout=10,
                     )
-                    await self._report_drops()
+                    await self.report_drops()
                     await self._drain(client, stop)
                     if stop.is_set():
                         await client.publish(
@@ -687,17 +687,20 @@ class Forwarder:
         self.published += n
         self.counters.inc("upstream_published", n)
 
-    async def _report_drops(self) -> None:
-        """Drops recorded while the link was down go out as one `events` row, first thing."""
+    def event_row(self, kind: str, data: dict[str, Any]) -> Any:
+        """An outbox row for the `events` topic (an `OutboxTuple`)."""
+        now = time.time()
+        eid = f"{self.gateway_id}:event:{kind}:{int(now * 1000)}"
+        body = dumps(event_message(eid, kind, now, data))
+        return (PRIO_EVENT, "event", None, "events", eid, body, now, time.monotonic())
 
-        def row(data: dict[str, Any]) -> Any:
-            now = time.time()
-            eid = f"{self.gateway_id}:event:data_dropped:{int(now * 1000)}"
-            body = dumps(event_message(eid, "data_dropped", now, data))
-            return (PRIO_EVENT, "event", None, "events", eid, body, now, time.monotonic())
-
+    async def report_drops(self) -> None:
+        """Drops recorded since the last report (disk cap, disk full, unreadable rows) become one
+        `events` row: on connecting, first thing, and from the daemon's timers soon after a drop."""
         try:
-            data = await self.store_call(self.store.report_drops, row)
+            data = await self.store_call(
+                self.store.report_drops, lambda d: self.event_row("data_dropped", d)
+            )
         except StoreError as e:  # disk full: the counts stay in meta for the next try
             log_event(log, logging.WARNING, "drop_report_deferred", reason=e.reason)
             return

@@ -215,6 +215,9 @@ class Store:
         self.max_bytes = max_bytes
         self.retention_s = retention_s
         self.disk_full_since: float | None = None  # monotonic; set while writes fail for space
+        # Set when rows were dropped since the last `report_drops`: the daemon reports them
+        # within a rule tick instead of waiting for its next housekeeping round.
+        self.drops_unreported = False
         self._wal_limit = 4 * 1024 * 1024
         self._deferred: list[int] = []  # acked outbox seqs riding in the next commit
         self._deferred_since = 0.0  # monotonic: when the oldest of them was acked (about)
@@ -711,6 +714,7 @@ class Store:
 
         with self._lock:
             self._write(drop)
+        self.drops_unreported = True
 
     def outbox_fetch_urgent(self, limit: int) -> list[OutboxRow]:
         """Alerts and events only (they overtake readings, invariant 3). The bound is written
@@ -977,6 +981,7 @@ class Store:
                 dropped[kind] += n
                 if not n:
                     break
+                self.drops_unreported = True
                 if self._wal_bytes() > self._wal_limit // 2:
                     self.checkpoint()
         if sum(dropped.values()) > expired:
@@ -1027,7 +1032,9 @@ class Store:
             db.execute("DELETE FROM meta WHERE key='unreported_drops'")
             return dict(data)
 
-        return dict(self._write(fn))
+        out = dict(self._write(fn))
+        self.drops_unreported = False
+        return out
 
     def checkpoint(self) -> None:
         with self._lock, contextlib.suppress(sqlite3.Error):

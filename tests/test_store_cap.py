@@ -85,6 +85,10 @@ def test_tiny_cap_keeps_alerts_and_reports_drops(tmp_path: Path) -> None:
         assert raised >= 2 and len(alerts) == raised, "every unsent alert survives the cap"
         dropped_ups = 4000 - db_query(agent, "SELECT count(*) FROM outbox WHERE kind='up'")[0][0]
         assert dropped_ups > 1000, "the cap really bit"
+        # The drops are reported (counter, log line, `data_dropped` row) within a rule tick.
+        deadline = time.monotonic() + 10
+        while agent.counter("dropped") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert agent.counter("dropped") > 0
         broker.start()
         assert sub.wait(lambda: len(sub.bodies("/alert")) >= raised, 20)
