@@ -422,3 +422,56 @@ async def test_big_push_data_with_255_rxpk() -> None:
         fwd.close()
         stop.set()
         await task
+
+
+async def test_burst_is_read_in_few_wakeups_and_every_datagram_acked(srv: Running) -> None:
+    """Datagrams that queued up while the loop was busy are all read and acknowledged, up to
+    READ_BURST per wake-up of the socket (not one loop round per datagram)."""
+    from gateway_agent.sources import gwmp
+
+    ep = srv.src._endpoints[0]
+    calls = 0
+    real = ep.on_readable
+
+    def counting() -> None:
+        nonlocal calls
+        calls += 1
+        real()
+
+    loop = asyncio.get_running_loop()
+    assert ep.sock is not None
+    loop.remove_reader(ep.sock.fileno())
+    loop.add_reader(ep.sock.fileno(), counting)
+    fwd = Forwarder(srv.addr, "7777777777777777")
+    n = 3 * gwmp.READ_BURST + 5
+    try:
+        for k in range(n):  # all queued in the kernel before the loop runs again
+            fwd.push({"rxpk": [rxpk(tmst=k)]}, token=k.to_bytes(2, "big"))
+        tokens = {(await fwd.recv(fwd.up))[0][1:3] for _ in range(n)}
+        assert tokens == {k.to_bytes(2, "big") for k in range(n)}
+        await until(lambda: srv.out.qsize() == n)
+        assert calls <= 2 * (n // gwmp.READ_BURST + 1), calls
+    finally:
+        fwd.close()
+
+
+async def test_ipv6_loopback_listen_address() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 in this kernel")  # pragma: no cover
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("::1 not configured on this host")  # pragma: no cover
+    r, stop, task = await start(listen=(("::1", 0),))
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setblocking(False)
+    try:
+        s.sendto(b"\x02\x12\x34\x00" + bytes(8) + b'{"rxpk":[]}', r.addr)
+        data, _ = await asyncio.wait_for(asyncio.get_running_loop().sock_recvfrom(s, 64), TIMEOUT)
+        assert data == bytes.fromhex("02123401")
+    finally:
+        s.close()
+        stop.set()
+        await task
