@@ -114,6 +114,8 @@ def register(ctl: ControlServer, d: Any) -> None:  # d: gateway_agent.daemon.Dae
         if eui not in d.ingest.devices:
             raise ValueError(f"unknown device {req['dev_eui']}")
         payload = bytes.fromhex(req["payload"])
+        if not 1 <= int(req["f_port"]) <= 223:  # 0 is MAC-only, 224+ reserved
+            raise ValueError(f"f_port must be 1-223, got {req['f_port']}")
         seq = await call(
             store.queue_downlink, eui, int(req["f_port"]), payload, bool(req.get("confirmed"))
         )

@@ -71,16 +71,20 @@ class Downlinks:
     def has_queued(self, dev_eui: bytes) -> bool:
         return dev_eui in self.queued
 
-    def answer(self, s: DeviceSession, group: FrameGroup, ack: bool) -> DownlinkTx | None:
-        """The class-A answer to an uplink of session `s`: the ACK (when `ack`) and the next
-        queued application downlink, for RX1 with RX2 as fallback. Its FCntDown is persisted
+    def answer(
+        self, s: DeviceSession, group: FrameGroup, ack: bool, fopts: bytes = b""
+    ) -> DownlinkTx | None:
+        """The class-A answer to an uplink of session `s`: the ACK (when `ack`), MAC answers in
+        `fopts` and the next queued application downlink, for RX1 with RX2 as fallback; with
+        none of them, an empty frame (what an ADRACKReq asks for). Its FCntDown is persisted
         first (LORAWAN.md 5.2). None when no gateway that heard it can transmit."""
-        rx = self.route(group)
-        if rx is None:
-            self.counters.inc("downlink_no_route", purpose="ack")
-            return None
         queued = self.queued.get(s.dev_eui) or []
         item = queued[0] if queued else None
+        purpose = "data" if item is not None else "ack" if ack else "mac" if fopts else "adr"
+        rx = self.route(group)
+        if rx is None:
+            self.counters.inc("downlink_no_route", purpose=purpose)
+            return None
         fcnt_down = self.store.bump_fcnt_down(
             s.dev_eui
         )  # persisted before sending (LORAWAN.md 5.2)
@@ -90,6 +94,7 @@ class Downlinks:
             ack=ack,
             f_port=item["f_port"] if item else None,
             payload=bytes(item["payload"]) if item else b"",
+            fopts=fopts,
             f_pending=len(queued) > 1,
         )
         lw = self.lorawan
@@ -102,7 +107,7 @@ class Downlinks:
             rx2_freq_hz=lw.rx2_freq_hz,
             rx2_dr=lw.rx2_dr,
             power_dbm=lw.downlink_power_dbm,
-            purpose="data" if item is not None else "ack",
+            purpose=purpose,
             dev_eui=s.dev_eui,
         )
         if item is not None:

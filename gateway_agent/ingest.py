@@ -25,6 +25,7 @@ from gateway_agent.lorawan import frame as lw_frame
 from gateway_agent.lorawan import join as lw_join
 from gateway_agent.lorawan import region as lw_region
 from gateway_agent.lorawan.dedup import DedupWindow, FrameGroup
+from gateway_agent.lorawan.downlink import mac_answers
 from gateway_agent.lorawan.frozen import fast_constructor
 from gateway_agent.lorawan.radio import DownlinkTx, RadioFrame, RxInfo
 from gateway_agent.lorawan.session import (
@@ -272,8 +273,15 @@ class Ingest:
         self._set_session(res.new_session)
         reading = self.build_reading(dev, res, group.rx)
         self.add_reading(dev, reading)
-        if res.confirmed or self.downlinks.has_queued(dev.dev_eui):
-            self._ack(res.new_session, group, post=True, ack=res.confirmed)
+        fopts = b""
+        answered: tuple[str, ...] = ()
+        if res.mac_commands:  # LinkCheckReq / DeviceTimeReq are answered by the network
+            fopts, answered = mac_answers(res.mac_commands, group.rx, reading.time)
+        # ADRACKReq: the device steps its data rate down unless some downlink comes back.
+        if res.confirmed or fopts or res.adr_ack_req or self.downlinks.has_queued(dev.dev_eui):
+            planned = self._ack(res.new_session, group, post=True, ack=res.confirmed, fopts=fopts)
+            for name in answered if planned else ():
+                self.counters.inc("mac_answered", command=name)
 
     def build_reading(self, dev: Device, res: UplinkAccepted, rx: tuple[RxInfo, ...]) -> Reading:
         # When the radio heard it (the agent's clock at reception), not when a busy loop got to
@@ -545,14 +553,19 @@ class Ingest:
         )
         self.post.downlinks.append((tx, None))
 
-    def _ack(self, s: DeviceSession, group: FrameGroup, post: bool, ack: bool = True) -> None:
-        tx = self.downlinks.answer(s, group, ack)
+    def _ack(
+        self, s: DeviceSession, group: FrameGroup, post: bool, ack: bool = True, fopts: bytes = b""
+    ) -> bool:
+        """Plan the class-A answer to an uplink of `s` (after the commit when `post`); False
+        when no gateway that heard it can transmit."""
+        tx = self.downlinks.answer(s, group, ack, fopts)
         if tx is None:
-            return
+            return False
         if post:
             self.post.downlinks.append((tx, s.dev_eui))
         else:
             self.downlinks.send(tx)
+        return True
 
     # -- commit --------------------------------------------------------------------------
 

@@ -185,3 +185,44 @@ def test_three_gateways_one_reading(agent: Agent, broker: Mosquitto) -> None:
         "b827ebfffe000000",
     ], "best first"
     sub.close()
+
+
+def test_mac_requests_and_adr_ack_req_are_answered(agent: Agent, broker: Mosquitto) -> None:
+    """LinkCheckReq and DeviceTimeReq in FOpts get their answers in the RX1 downlink; an
+    ADRACKReq gets an (empty) downlink, so the device keeps its data rate."""
+    from gateway_agent.lorawan.downlink import gps_time
+    from gateway_agent.lorawan.mac import parse_mac_commands
+
+    fw = Forwarder(agent.udp_port)
+    fw.open_downlink()
+    addr = bytes.fromhex(ABP_ADDR)
+    before = time.time()
+    phy = build_data_frame(
+        2, addr, 20, NWK, APP, f_port=1, payload=b"\x01\x67\x00\xe1", fopts=b"\x02\x0d"
+    )
+    fw.push_rxpk([rxpk(fw, phy, tmst=5_000_000, datr="SF9BW125", lsnr=-4.0)])
+    txpk = fw.pull_resp(timeout_s=3)
+    after = time.time()
+    assert txpk is not None and txpk["tmst"] == 6_000_000, "RX1"
+    down = txpk["_phy"]
+    assert down[0] == 0x60 and not down[5] & 0x20, "UnconfirmedDataDown, no ACK asked for"
+    fopts = down[8 : 8 + (down[5] & 0x0F)]
+    cmds = parse_mac_commands(fopts, uplink=False)
+    assert [c.name for c in cmds] == ["LinkCheckAns", "DeviceTimeAns"]
+    assert dict(cmds[0].fields) == {"margin": 8, "gw_cnt": 1}  # -4 dB over SF9's -12.5 dB
+    gps_s = int.from_bytes(fopts[4:8], "little")
+    assert gps_time(before)[0] - 1 <= gps_s <= gps_time(after)[0]
+    assert agent.counter("mac_answered{command=DeviceTimeAns") == 1
+    # ADRACKReq set, nothing else asked: an empty downlink all the same.
+    phy = build_data_frame(
+        2, addr, 21, NWK, APP, f_port=1, payload=b"\x01\x67\x00\xe1", adr=True, adr_ack_req=True
+    )
+    fw.push_rxpk([rxpk(fw, phy, tmst=7_000_000, datr="SF9BW125")])
+    txpk = fw.pull_resp(timeout_s=3)
+    assert txpk is not None and txpk["tmst"] == 8_000_000
+    assert len(txpk["_phy"]) == 12 and txpk["_phy"][5] & 0x0F == 0, "no FOpts, no payload"
+    assert agent.counter("downlinks_sent{purpose=adr") == 1
+    # An ordinary uplink gets no downlink at all.
+    phy = build_data_frame(2, addr, 22, NWK, APP, f_port=1, payload=b"\x01\x67\x00\xe1")
+    fw.push_rxpk([rxpk(fw, phy, tmst=9_000_000)])
+    assert fw.pull_resp(timeout_s=1.5) is None

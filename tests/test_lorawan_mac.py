@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 from gateway_agent.errors import FrameError
 from gateway_agent.lorawan import mac
+from gateway_agent.lorawan.downlink import gps_time, mac_answers
 from gateway_agent.lorawan.mac import MacCommand, parse_mac_commands
+from gateway_agent.lorawan.radio import RxInfo
 
 H = bytes.fromhex
 
@@ -120,3 +122,38 @@ def test_arbitrary_bytes_raise_only_frame_error(data: bytes, uplink: bool) -> No
         assert reason == "mac_truncated"
     lenient = parse_mac_commands(data, uplink, lenient=True)
     assert b"".join(c.raw for c in lenient) == data
+
+
+# -- the answers the network gives itself (LinkCheckReq, DeviceTimeReq) ----------------------
+
+
+def _rx(gw: str, snr: float | None, sf: int | None = 9) -> RxInfo:
+    return RxInfo(gw, 0.0, 0.0, 868_100_000, sf=sf, bw_khz=125, snr_db=snr, tmst=1)
+
+
+def test_gps_time_of_a_known_instant() -> None:
+    # 2026-01-01T00:00:00Z: GPS week 2399 (from 2025-12-28) + 4 days, plus the 18 leap seconds.
+    assert 2399 * 604_800 + 4 * 86_400 + 18 == 1_451_260_818
+    assert gps_time(1_767_225_600.0) == (1_451_260_818, 0)
+    assert gps_time(1_767_225_600.5) == (1_451_260_818, 128)
+    assert gps_time(1_767_225_600.999999)[1] == 255
+
+
+def test_mac_answers_link_check_and_device_time_once_each() -> None:
+    req = parse_mac_commands(H("020d02"), uplink=True)  # LinkCheckReq, DeviceTimeReq, again
+    rx = (_rx("a", 2.5), _rx("b", -3.0), _rx("a", -9.0))  # best first; gateway a twice
+    fopts, names = mac_answers(req, rx, 1_767_225_600.25)
+    assert names == ("LinkCheckAns", "DeviceTimeAns")
+    down = parse_mac_commands(fopts, uplink=False)
+    assert [c.name for c in down] == ["LinkCheckAns", "DeviceTimeAns"]
+    assert dict(down[0].fields) == {"margin": 15, "gw_cnt": 2}  # 2.5 dB over SF9's -12.5 dB
+    assert fopts[3:] == mac.device_time_ans(1_451_260_818, 64)
+    assert len(fopts) == 9
+
+
+def test_mac_answers_ignore_what_the_network_does_not_answer() -> None:
+    cmds = parse_mac_commands(H("030706fe0a"), uplink=True)  # LinkADRAns, DevStatusAns
+    assert mac_answers(cmds, (_rx("a", 1.0),), 0.0) == (b"", ())
+    # FSK or a missing SNR: no margin known, still an answer with the gateway count.
+    fopts, _ = mac_answers(parse_mac_commands(H("02"), uplink=True), (_rx("a", None, None),), 0.0)
+    assert fopts == mac.link_check_ans(0, 1)

@@ -76,7 +76,7 @@ class DownlinkTx:
     code_rate: str = "4/5"
     rf_chain: int = 0
     dev_eui: bytes | None = None
-    purpose: str = "data"  # "join_accept" | "ack" | "data"
+    purpose: str = "data"  # "join_accept" | "ack" | "data" | "mac" | "adr"
     extra: tuple[tuple[str, str], ...] = field(default=())
     window: str = "rx1"  # "rx1" | "rx2" | "c" (class C, immediate)
     # Monotonic time (the agent's clock, like RxInfo.rx_mono) after which a PULL_RESP can no
