@@ -56,6 +56,8 @@ class LorawanConfig:
     rx2_freq_hz: int | None = None  # None: the region default
     rx2_dr: int | None = None
     downlink_power_dbm: int = 14
+    adr: bool = True  # network-side ADR for devices that set the ADR bit
+    adr_margin_db: float = 10.0  # installation margin kept above the demodulation floor
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +297,8 @@ def _lorawan(t: TomlTable) -> LorawanConfig:
         rx2_freq_hz=t.get("rx2_freq_hz", c_int(100_000_000, 1_000_000_000), None),
         rx2_dr=t.get("rx2_dr", c_int(0, 15), None),
         downlink_power_dbm=t.get("downlink_power_dbm", c_int(0, 30), 14),
+        adr=t.get("adr", c_bool, True),
+        adr_margin_db=t.get("adr_margin_db", c_num(0, 30), 10.0),
     )
     if not 1 <= len(cfg.dev_addr_prefix) <= 3:
         raise ConfigError(t.key("dev_addr_prefix"), "expected 1 to 3 bytes of hex")

@@ -21,6 +21,7 @@ from gateway_agent.downlinks import Downlinks
 from gateway_agent.errors import BadInput, CodecError, DiskFullError, StoreError
 from gateway_agent.formats import alert_message, dumps, event_message
 from gateway_agent.logfmt import RateLimitedLog, log_event
+from gateway_agent.lorawan import adr as lw_adr
 from gateway_agent.lorawan import frame as lw_frame
 from gateway_agent.lorawan import join as lw_join
 from gateway_agent.lorawan import region as lw_region
@@ -104,6 +105,7 @@ class Ingest:
         self.accepted = 0
         self.refused = 0
         self.last_uplink: dict[bytes, float] = {}
+        self.adr_states: dict[bytes, lw_adr.AdrState] = {}  # devices that asked for ADR
         self._flush_lock = asyncio.Lock()
         self._inflight: tuple[Batch, asyncio.Future[None]] | None = None
 
@@ -277,11 +279,43 @@ class Ingest:
         answered: tuple[str, ...] = ()
         if res.mac_commands:  # LinkCheckReq / DeviceTimeReq are answered by the network
             fopts, answered = mac_answers(res.mac_commands, group.rx, reading.time)
+        if self.cfg.lorawan.adr and (res.adr or dev.dev_eui in self.adr_states):
+            req = self._adr(dev.dev_eui, res, group)
+            if req and len(fopts) + len(req) <= lw_frame.MAX_FOPTS:
+                fopts += req
+                answered += ("LinkADRReq",)
         # ADRACKReq: the device steps its data rate down unless some downlink comes back.
         if res.confirmed or fopts or res.adr_ack_req or self.downlinks.has_queued(dev.dev_eui):
             planned = self._ack(res.new_session, group, post=True, ack=res.confirmed, fopts=fopts)
             for name in answered if planned else ():
                 self.counters.inc("mac_answered", command=name)
+
+    def _adr(self, dev_eui: bytes, res: UplinkAccepted, group: FrameGroup) -> bytes:
+        """Account the uplink for network-side ADR; the LinkADRReq to send now, or b""."""
+        try:
+            dr = lw_region.uplink_dr(self.region, group.rx[0])
+        except BadInput:
+            return b""
+        st = self.adr_states.get(dev_eui)
+        if st is None:
+            st = self.adr_states[dev_eui] = lw_adr.AdrState()
+        snrs = [r.snr_db for r in group.rx if r.snr_db is not None]
+        req, outcome = lw_adr.uplink(
+            self.region,
+            st,
+            dr=dr,
+            snr_db=max(snrs) if snrs else None,
+            adr=res.adr,
+            commands=res.mac_commands,
+            margin_db=self.cfg.lorawan.adr_margin_db,
+        )
+        if outcome is not None:
+            self.counters.inc("adr_outcome", outcome=outcome)
+            if outcome != "accepted":
+                self.limiter.warn(
+                    "adr_not_applied", key=f"adr:{outcome}", outcome=outcome, dev_eui=dev_eui.hex()
+                )
+        return req
 
     def build_reading(self, dev: Device, res: UplinkAccepted, rx: tuple[RxInfo, ...]) -> Reading:
         # When the radio heard it (the agent's clock at reception), not when a busy loop got to
@@ -544,6 +578,7 @@ class Ingest:
             dev_nonce=jr.dev_nonce,
         )
         self.add_event("device_joined", {"devEui": eui, "devAddr": res.dev_addr.hex()})
+        self.adr_states.pop(jr.dev_eui, None)  # a new session starts at the join's data rate
         rx = self.downlinks.route(group)
         if rx is None:
             self.counters.inc("downlink_no_route", purpose="join_accept")

@@ -99,8 +99,10 @@ class Channel:
             raise KeyError(f"device {tx.dev_eui.hex()} was not placed")
         air = _OnAir(tx)
         for g in range(len(self.gateways)):
-            air.power[g] = self.mean_rssi(tx.dev_eui, g) + self.rng.gauss(
-                0.0, self.params.fading_db
+            air.power[g] = (
+                self.mean_rssi(tx.dev_eui, g)
+                + tx.power_offset_db
+                + self.rng.gauss(0.0, self.params.fading_db)
             )
         self.on_air.append(air)
         self.unresolved.append(air)

@@ -33,6 +33,20 @@ SNR_FLOOR_DB = {7: -7.5, 8: -10.0, 9: -12.5, 10: -15.0, 11: -17.5, 12: -20.0}
 DEFAULT_CHANNELS_HZ = (868_100_000, 868_300_000, 868_500_000)
 CFLIST_CHANNELS_HZ = (867_100_000, 867_300_000, 867_500_000, 867_700_000, 867_900_000)
 DUTY_CYCLE = 0.01  # 1 % in both sub-bands used by these channels
+MAX_TX_POWER_INDEX = 7  # EU868 TXPower 0..7: max EIRP minus 2 dB a step
+# Downlink MAC command payload lengths (LoRaWAN 1.0.4 table), to walk FOpts
+DOWN_MAC_LEN = {
+    0x02: 2,
+    0x03: 4,
+    0x04: 1,
+    0x05: 4,
+    0x06: 0,
+    0x07: 5,
+    0x08: 1,
+    0x09: 1,
+    0x0A: 4,
+    0x0D: 5,
+}
 
 
 def sub_band(freq_hz: int) -> str:
@@ -67,6 +81,7 @@ class AirTx:
     kind: str  # "data" | "join"
     attempt: int = 1
     confirmed: bool = False
+    power_offset_db: float = 0.0  # below the scenario's TX power (LinkADRReq TXPower steps)
 
     @property
     def end_s(self) -> float:
@@ -92,6 +107,7 @@ class DeviceStats:
     bad_downlinks: int = 0
     duty_blocked: int = 0
     gave_up: int = 0
+    adr_changes: int = 0
 
 
 class LorawanDevice:
@@ -131,6 +147,8 @@ class LorawanDevice:
         self.band_free_at: dict[str, float] = {}
         self.pending: AirTx | None = None  # confirmed uplink awaiting its ACK
         self.joining_nonce: int | None = None
+        self.tx_power = 0  # TXPower index
+        self.mac_out = b""  # MAC answers for the next uplink's FOpts
         self.stats = DeviceStats()
 
     # -- state --------------------------------------------------------------------------
@@ -165,7 +183,20 @@ class LorawanDevice:
         band = sub_band(freq)
         # ETSI duty cycle: after T on air, the sub-band is off for T * (1/dc - 1).
         self.band_free_at[band] = now_s + (t_ms / 1000.0) / DUTY_CYCLE
-        return AirTx(phy, freq, sf, bw, now_s, t_ms, self.dev_eui, fcnt, kind, attempt, confirmed)
+        return AirTx(
+            phy,
+            freq,
+            sf,
+            bw,
+            now_s,
+            t_ms,
+            self.dev_eui,
+            fcnt,
+            kind,
+            attempt,
+            confirmed,
+            power_offset_db=-2.0 * self.tx_power,
+        )
 
     # -- OTAA -----------------------------------------------------------------------------
 
@@ -192,6 +223,7 @@ class LorawanDevice:
         nwk, app = derive_session_keys(self.app_key, ja.join_nonce, ja.net_id, self.joining_nonce)
         self.dev_addr, self.nwk_s_key, self.app_s_key = ja.dev_addr, nwk, app
         self.fcnt_up, self.fcnt_down, self.pending, self.joining_nonce = 0, None, None, None
+        self.tx_power, self.mac_out = 0, b""  # a new session starts at full power
         extra = (
             tuple(int.from_bytes(ja.cflist[i : i + 3], "little") * 100 for i in range(0, 15, 3))
             if len(ja.cflist) == 16
@@ -230,11 +262,13 @@ class LorawanDevice:
             self.app_s_key,
             f_port=f_port,
             payload=payload,
+            fopts=self.mac_out,
             adr=True,
         )
         tx = self._emit(phy, now_s, "data", fcnt, 1, confirmed)
         if tx is None:
             return None
+        self.mac_out = b""
         self.fcnt_up += 1
         self.stats.uplinks += 1
         if confirmed:
@@ -280,7 +314,33 @@ class LorawanDevice:
             raise LorawanSimError("not a downlink")
         self.fcnt_down = f.fcnt32
         self.stats.downlinks += 1
+        self._apply_mac(f.payload if f.f_port == 0 else f.fopts)
         if f.ack and self.pending is not None:
             self.pending = None
             self.stats.acks += 1
         return DownlinkResult("data", ack=f.ack, f_port=f.f_port, payload=f.payload)
+
+    def _apply_mac(self, cmds: bytes) -> None:
+        """Act on the network's MAC commands as a 1.0.4 stack does: LinkADRReq sets the data
+        rate and TX power (answered with LinkADRAns in the next uplink); answers to our own
+        requests are skipped; an unknown CID ends the walk."""
+        i = 0
+        while i < len(cmds):
+            cid = cmds[i]
+            n = DOWN_MAC_LEN.get(cid)
+            if n is None or i + 1 + n > len(cmds):
+                return
+            if cid == 0x03:
+                dr, power = cmds[i + 1] >> 4, cmds[i + 1] & 0x0F
+                cntl = (cmds[i + 4] >> 4) & 0x07
+                dr_ok, power_ok, mask_ok = (
+                    dr in DR_TABLE and dr <= 5,
+                    power <= MAX_TX_POWER_INDEX,
+                    cntl in (0, 6),
+                )
+                if dr_ok and power_ok and mask_ok:
+                    if (dr, power) != (self.dr, self.tx_power):
+                        self.stats.adr_changes += 1
+                    self.dr, self.tx_power = dr, power
+                self.mac_out = bytes((0x03, power_ok << 2 | dr_ok << 1 | mask_ok))  # latest only
+            i += 1 + n

@@ -226,3 +226,47 @@ def test_mac_requests_and_adr_ack_req_are_answered(agent: Agent, broker: Mosquit
     phy = build_data_frame(2, addr, 22, NWK, APP, f_port=1, payload=b"\x01\x67\x00\xe1")
     fw.push_rxpk([rxpk(fw, phy, tmst=9_000_000)])
     assert fw.pull_resp(timeout_s=1.5) is None
+
+
+def test_adr_moves_a_device_heard_well_to_a_faster_data_rate(
+    agent: Agent, broker: Mosquitto
+) -> None:
+    """A device with the ADR bit, heard at SF12 with a wide margin for 20 uplinks, is asked
+    (LinkADRReq in FOpts) to move to DR5; its LinkADRAns at SF7 confirms it."""
+    from gateway_agent.lorawan import adr
+    from gateway_agent.lorawan.mac import parse_mac_commands
+
+    fw = Forwarder(agent.udp_port)
+    fw.open_downlink()
+    addr = bytes.fromhex(ABP_ADDR)
+    for fcnt in range(30, 30 + adr.HISTORY):
+        phy = build_data_frame(
+            2, addr, fcnt, NWK, APP, f_port=1, payload=b"\x01\x67\x00\xe1", adr=True
+        )
+        fw.push_rxpk([rxpk(fw, phy, tmst=fcnt * 10_000_000, datr="SF12BW125", lsnr=5.5)])
+        if fcnt < 29 + adr.HISTORY:
+            assert fw.pull_resp(timeout_s=0.3) is None, "no downlink before a full history"
+    txpk = fw.pull_resp(timeout_s=3)
+    assert txpk is not None and txpk["datr"] == "SF12BW125", "RX1 at the uplink's DR"
+    down = txpk["_phy"]
+    (cmd,) = parse_mac_commands(down[8 : 8 + (down[5] & 0x0F)], uplink=False)
+    assert cmd.name == "LinkADRReq" and cmd.raw == bytes.fromhex("0350000061")
+    assert agent.counter("mac_answered{command=LinkADRReq") == 1
+    # The device applies it and answers in its next uplink, now at SF7.
+    phy = build_data_frame(
+        2,
+        addr,
+        30 + adr.HISTORY,
+        NWK,
+        APP,
+        f_port=1,
+        payload=b"\x01\x67\x00\xe1",
+        adr=True,
+        fopts=b"\x03\x07",
+    )
+    fw.push_rxpk([rxpk(fw, phy, tmst=5, datr="SF7BW125", lsnr=-1.0)])
+    deadline = time.monotonic() + 3
+    while agent.counter("adr_outcome{outcome=accepted") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert agent.counter("adr_outcome{outcome=accepted") == 1
+    assert fw.pull_resp(timeout_s=0.5) is None, "nothing more to say"

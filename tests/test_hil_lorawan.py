@@ -192,3 +192,25 @@ def test_round_trip(fcnt: int, port: int, payload: bytes, confirmed: bool) -> No
     )
     f = open_data_frame(phy, NWK, APP, fcnt & ~0xFFFF)
     assert (f.fcnt32, f.f_port, f.payload) == (fcnt, port, payload)
+
+
+def test_device_applies_link_adr_req_and_answers() -> None:
+    """The simulated stack obeys the agent's LinkADRReq (the agent's own builder, after a
+    LinkCheckAns it skips): new DR and power on air, LinkADRAns in the next uplink."""
+    from gateway_agent.lorawan.mac import link_adr_req, link_check_ans, parse_mac_commands
+
+    d = _abp()
+    d.dr = 0
+    req = link_check_ans(10, 1) + link_adr_req(5, 2, 0, ch_mask_cntl=6, nb_trans=1)
+    d.on_downlink(build_data_frame(3, ADDR, 0, NWK, APP, fopts=req))
+    assert (d.dr, d.tx_power, d.stats.adr_changes) == (5, 2, 1)
+    tx = d.uplink(0.0, 1, b"\x01")
+    assert tx is not None and (tx.sf, tx.bw_khz, tx.power_offset_db) == (7, 125, -4.0)
+    f = open_data_frame(tx.phy, NWK, APP, 0)
+    (ans,) = parse_mac_commands(f.fopts, uplink=True)
+    assert ans.name == "LinkADRAns" and ans.raw == H("0307")
+    later = d.uplink(1000.0, 1, b"\x01")
+    assert later is not None and open_data_frame(later.phy, NWK, APP, 1).fopts == b"", "once"
+    # A data rate the device lacks is refused (data-rate bit clear), nothing changes.
+    d.on_downlink(build_data_frame(3, ADDR, 1, NWK, APP, fopts=link_adr_req(9, 0, 0, 6)))
+    assert (d.dr, d.tx_power, d.mac_out) == (5, 2, H("0305"))

@@ -19,6 +19,8 @@ JOIN_REQUEST_LEN = 23
 JOIN_ACCEPT_LENS = (17, 33)
 MAX_FCNT32 = 0xFFFFFFFF
 
+MAX_FOPTS = 15  # FCtrl.FOptsLen is four bits
+
 
 class MType(IntEnum):
     JoinRequest = 0
@@ -243,7 +245,7 @@ def build_data_frame(
         raise FrameError("DevAddr is 4 bytes", reason="bad_build")
     if not 0 <= fcnt32 <= MAX_FCNT32:
         raise FrameError("frame counter out of 32-bit range", reason="bad_build")
-    if len(fopts) > 15:
+    if len(fopts) > MAX_FOPTS:
         raise FrameError("FOpts hold at most 15 bytes", reason="bad_build")
     if f_port is None and payload:
         raise FrameError("a FRMPayload needs an FPort", reason="bad_build")

@@ -58,6 +58,8 @@ class Region:
     sub_bands: tuple[SubBand, ...]
     max_rx1_dr_offset: int = 5
     downlink_code_rate: str = "4/5"
+    adr_max_dr: int = 5  # the fastest data rate ADR moves a device to (125 kHz channels)
+    max_tx_power_index: int = 7  # TXPower indexes 0 (max EIRP) .. this, 2 dB a step
 
     def data_rate(self, dr: int) -> DataRate:
         for d in self.data_rates:
