@@ -17,6 +17,9 @@ async def _run(name: str, tmp_path: Path) -> dict:
     assert report["measurement_mismatches"] == 0, report["mismatch_ids"]
     assert report["accepted"] > 0.9 * report["forwarded"]
     assert report["verdict"] == "pass", report["checks"]
+    # ADR: the simulated stacks obey every LinkADRReq the agent sends.
+    c = report["agent_counters"]
+    assert not {k for k in c if k.startswith("adr_outcome") and "accepted" not in k}, c
     return report
 
 
@@ -46,6 +49,10 @@ async def test_multi_gateway(tmp_path: Path) -> None:
     assert r["duplicated"] == 0  # three gateways and a modem, one reading each
     assert r["agent_counters"].get("frames_duplicate", 0) >= 2 * r["accepted"]
     assert r["modems"][0]["delivered"] > 0
+    asked = r["agent_counters"].get("mac_answered{command=LinkADRReq}", 0)
+    assert asked > 0, "devices heard with a margin were asked to speed up or save power"
+    assert r["devices_stats"]["adr_changes"] > 0
+    assert r["agent_counters"].get("adr_outcome{outcome=accepted}", 0) >= asked - r["devices"]
 
 
 @pytest.mark.slow
