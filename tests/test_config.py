@@ -40,6 +40,8 @@ def test_design_example_loads_frozen() -> None:
     assert cfg.agent.gateway_id == "fife-ps-017"
     assert cfg.sources[0].listen == (("127.0.0.1", 1700),)
     assert cfg.upstream.format == "json"
+    assert (cfg.lorawan.adr, cfg.lorawan.adr_margin_db) == (True, 10.0)
+    assert load_config(with_("lorawan.adr", False)).lorawan.adr is False
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.agent.gateway_id = "x"  # type: ignore[misc]
 
@@ -55,6 +57,8 @@ def test_design_example_loads_frozen() -> None:
         ("agent.gateway_id", "a/b", "agent.gateway_id: must not contain"),
         ("upstream.colour", "red", "upstream.colour: unknown key"),
         ("store.synchronous", "OFF", "store.synchronous: expected one of FULL | NORMAL"),
+        ("lorawan.adr", "yes", "lorawan.adr: expected true or false"),
+        ("lorawan.adr_margin_db", 45, "lorawan.adr_margin_db: expected a number 0-30"),
     ],
 )
 def test_errors_name_the_key_path(path: str, value: Any, message: str) -> None:
