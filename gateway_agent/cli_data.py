@@ -27,6 +27,7 @@ from gateway_agent.cli import (
 )
 from gateway_agent.config import load_devices
 from gateway_agent.errors import AgentError, ConfigError
+from gateway_agent.rules.config import MAX_DOWNLINK
 
 
 def _ago(t: float | None) -> str:
@@ -354,6 +355,8 @@ def devices_downlink(c: Ctx, dev_eui: str, fport: int, confirmed: bool, hex_payl
     """Queue an application downlink; it goes out in the device's next RX1 window."""
     eui = hex_arg(dev_eui, "DEV_EUI", 8)
     payload = hex_arg(hex_payload, "HEX")
+    if len(payload) > MAX_DOWNLINK:
+        raise click.UsageError(f"HEX: {len(payload)} bytes; at most {MAX_DOWNLINK} fit a frame")
     if c.online:
         seq = c.act(
             "downlink", dev_eui=eui.hex(), f_port=fport, payload=payload.hex(), confirmed=confirmed

@@ -10,6 +10,7 @@ from typing import Any
 from gateway_agent import views
 from gateway_agent.config import load_devices
 from gateway_agent.control import ControlServer
+from gateway_agent.rules.config import MAX_DOWNLINK
 
 
 def register(ctl: ControlServer, d: Any) -> None:  # d: gateway_agent.daemon.Daemon
@@ -116,6 +117,8 @@ def register(ctl: ControlServer, d: Any) -> None:  # d: gateway_agent.daemon.Dae
         payload = bytes.fromhex(req["payload"])
         if not 1 <= int(req["f_port"]) <= 223:  # 0 is MAC-only, 224+ reserved
             raise ValueError(f"f_port must be 1-223, got {req['f_port']}")
+        if len(payload) > MAX_DOWNLINK:
+            raise ValueError(f"payload is {len(payload)} bytes; at most {MAX_DOWNLINK} fit a frame")
         seq = await call(
             store.queue_downlink, eui, int(req["f_port"]), payload, bool(req.get("confirmed"))
         )

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from gateway_agent.config import LorawanConfig
-from gateway_agent.errors import DiskFullError, StoreError
+from gateway_agent.errors import BadInput, DiskFullError, StoreError
 from gateway_agent.logfmt import RateLimitedLog
 from gateway_agent.lorawan import region as lw_region
 from gateway_agent.lorawan.airtime import DutyCycleTracker, airtime_ms
@@ -72,22 +72,58 @@ class Downlinks:
         return dev_eui in self.queued
 
     def answer(
-        self, s: DeviceSession, group: FrameGroup, ack: bool, fopts: bytes = b""
+        self,
+        s: DeviceSession,
+        group: FrameGroup,
+        ack: bool,
+        fopts: bytes = b"",
+        empty_ok: bool = True,
     ) -> DownlinkTx | None:
         """The class-A answer to an uplink of session `s`: the ACK (when `ack`), MAC answers in
         `fopts` and the next queued application downlink, for RX1 with RX2 as fallback; with
-        none of them, an empty frame (what an ADRACKReq asks for). Its FCntDown is persisted
-        first (LORAWAN.md 5.2). None when no gateway that heard it can transmit."""
+        none of them, an empty frame when `empty_ok` (what an ADRACKReq asks for). A queued
+        downlink too large for the window's data rate stays queued for a later uplink. Its
+        FCntDown is persisted first (LORAWAN.md 5.2). None when there is nothing to send or no
+        gateway that heard the uplink can transmit."""
         queued = self.queued.get(s.dev_eui) or []
         item = queued[0] if queued else None
-        purpose = "data" if item is not None else "ack" if ack else "mac" if fopts else "adr"
         rx = self.route(group)
         if rx is None:
+            purpose = "data" if item is not None else "ack" if ack else "mac" if fopts else "adr"
             self.counters.inc("downlink_no_route", purpose=purpose)
             return None
-        fcnt_down = self.store.bump_fcnt_down(
-            s.dev_eui
-        )  # persisted before sending (LORAWAN.md 5.2)
+        lw = self.lorawan
+
+        def plan(phy: bytes, purpose: str) -> DownlinkTx:
+            return lw_region.class_a_tx(
+                self.region,
+                rx,
+                phy,
+                rx1_delay_s=lw.rx1_delay_s,
+                rx1_dr_offset=lw.rx1_dr_offset,
+                rx2_freq_hz=lw.rx2_freq_hz,
+                rx2_dr=lw.rx2_dr,
+                power_dbm=lw.downlink_power_dbm,
+                purpose=purpose,
+                dev_eui=s.dev_eui,
+            )
+
+        # MHDR, DevAddr, FCtrl, FCnt, FOpts, [FPort, FRMPayload], MIC
+        if item is not None and 12 + len(fopts) + 1 + len(item["payload"]) > self.max_phy(
+            plan(b"", "data")
+        ):
+            self.counters.inc("downlink_deferred", reason="too_large")
+            self.limiter.warn(
+                "downlink_deferred",
+                reason="too_large",
+                dev_eui=s.dev_eui.hex(),
+                size=len(item["payload"]),
+            )
+            item = None
+        if item is None and not (ack or fopts or empty_ok):
+            return None
+        purpose = "data" if item is not None else "ack" if ack else "mac" if fopts else "adr"
+        fcnt_down = self.store.bump_fcnt_down(s.dev_eui)  # persisted before sending (5.2)
         phy = build_downlink(
             replace(s, fcnt_down=fcnt_down),
             fcnt_down,
@@ -95,21 +131,9 @@ class Downlinks:
             f_port=item["f_port"] if item else None,
             payload=bytes(item["payload"]) if item else b"",
             fopts=fopts,
-            f_pending=len(queued) > 1,
+            f_pending=len(queued) > (1 if item is not None else 0),
         )
-        lw = self.lorawan
-        tx = lw_region.class_a_tx(
-            self.region,
-            rx,
-            phy,
-            rx1_delay_s=lw.rx1_delay_s,
-            rx1_dr_offset=lw.rx1_dr_offset,
-            rx2_freq_hz=lw.rx2_freq_hz,
-            rx2_dr=lw.rx2_dr,
-            power_dbm=lw.downlink_power_dbm,
-            purpose=purpose,
-            dev_eui=s.dev_eui,
-        )
+        tx = plan(phy, purpose)
         if item is not None:
             tx = _carrying(tx, int(item["seq"]))
             queued.pop(0)
@@ -117,6 +141,14 @@ class Downlinks:
                 self.queued.pop(s.dev_eui, None)
             self.store.mark_downlink_sent(item["seq"], fcnt_down)
         return tx
+
+    def max_phy(self, tx: DownlinkTx) -> int:
+        """The largest PHYPayload the data rate of `tx` carries (LORAWAN.md 10: M + 5)."""
+        try:
+            dr = lw_region.dr_from_sf_bw(self.region, tx.sf, tx.bw_khz)
+        except BadInput:
+            return 255
+        return self.region.data_rate(dr).max_phy_payload
 
     def send(self, tx: DownlinkTx, reason: str = "") -> None:
         """Send `tx`, or its fallback (RX2) when its own window can no longer be reached in time
@@ -128,6 +160,8 @@ class Downlinks:
         while cand is not None:
             if cand.send_by is not None and now > cand.send_by:
                 why = "too_late"
+            elif len(cand.phy_payload) > self.max_phy(cand):
+                why = "too_large"  # RX2's slower data rate cannot carry this frame
             elif not self._duty_available(cand, now):
                 why = "duty_cycle"
             else:

@@ -286,7 +286,14 @@ class Ingest:
                 answered += ("LinkADRReq",)
         # ADRACKReq: the device steps its data rate down unless some downlink comes back.
         if res.confirmed or fopts or res.adr_ack_req or self.downlinks.has_queued(dev.dev_eui):
-            planned = self._ack(res.new_session, group, post=True, ack=res.confirmed, fopts=fopts)
+            planned = self._ack(
+                res.new_session,
+                group,
+                post=True,
+                ack=res.confirmed,
+                fopts=fopts,
+                empty_ok=res.adr_ack_req,
+            )
             for name in answered if planned else ():
                 self.counters.inc("mac_answered", command=name)
 
@@ -589,11 +596,17 @@ class Ingest:
         self.post.downlinks.append((tx, None))
 
     def _ack(
-        self, s: DeviceSession, group: FrameGroup, post: bool, ack: bool = True, fopts: bytes = b""
+        self,
+        s: DeviceSession,
+        group: FrameGroup,
+        post: bool,
+        ack: bool = True,
+        fopts: bytes = b"",
+        empty_ok: bool = True,
     ) -> bool:
         """Plan the class-A answer to an uplink of `s` (after the commit when `post`); False
-        when no gateway that heard it can transmit."""
-        tx = self.downlinks.answer(s, group, ack, fopts)
+        when there is none to send or no gateway that heard it can transmit."""
+        tx = self.downlinks.answer(s, group, ack, fopts, empty_ok)
         if tx is None:
             return False
         if post:

@@ -287,13 +287,14 @@ def test_exit_codes(env: Env) -> None:
         ("devices", "downlink", EUI1, "0102"),  # missing --fport -> 2
         ("devices", "downlink", "70b3d57ed00000ff", "--fport", "5", "0102"),  # unknown -> 1
         ("devices", "downlink", EUI1, "--fport", "5", "01 0x"),  # bad hex -> 2
+        ("devices", "downlink", EUI1, "--fport", "5", "00" * 223),  # fits no frame -> 2
         ("devices", "remove", "70b3d57ed00000ff"),  # unknown -> 1
         ("alerts", "ack", "no-such-alert"),  # -> 1
         ("export", "--format", "xml"),  # -> 2
         ("readings", "show", "--limit", "0"),  # -> 2
         ("no-such-command",),  # -> 2
     )
-    assert [r.rc for r in runs] == [1, 2, 2, 2, 2, 2, 1, 2, 1, 1, 2, 2, 2], runs
+    assert [r.rc for r in runs] == [1, 2, 2, 2, 2, 2, 1, 2, 2, 1, 1, 2, 2, 2], runs
     for r in runs:
         assert r.out == "", r
         assert "Traceback" not in r.err, r

@@ -13,7 +13,9 @@ import pytest
 from gateway_agent.downlinks import Downlinks
 from gateway_agent.lorawan import region as lw_region
 from gateway_agent.lorawan.airtime import airtime_ms
+from gateway_agent.lorawan.dedup import FrameGroup
 from gateway_agent.lorawan.radio import DownlinkTx, RxInfo
+from gateway_agent.lorawan.session import DeviceSession
 from tests.test_ingest_pipeline import _direct, _make
 
 GW = "b827ebfffe6c1a2b"
@@ -139,3 +141,48 @@ def test_missed_queued_downlink_waits_for_the_next_uplink(
     i.send(replace(tx, send_by=None, queue_seq=seq))
     assert [q["seq"] for q in i.queued[eui]] == [seq]
     assert row["seq"] == seq
+
+
+def _session() -> DeviceSession:
+    from tests.test_ingest_pipeline import ABP_EUI, ADDR, APP, NWK
+
+    return DeviceSession(
+        dev_eui=ABP_EUI, dev_addr=ADDR, nwk_s_key=NWK, app_s_key=APP, fcnt_up=3, fcnt_down=0
+    )
+
+
+def _heard(sf: int) -> FrameGroup:
+    rx = RxInfo(GW, time.monotonic(), time.time(), 868_100_000, sf=sf, bw_khz=125, tmst=10_000)
+    return FrameGroup(b"", (rx,), time.monotonic())
+
+
+def test_queued_downlink_too_large_for_the_window_waits(
+    ing: tuple[Downlinks, list[DownlinkTx]],
+) -> None:
+    """EU868 DR0 (SF12) carries a 59-byte MACPayload: a 60-byte FRMPayload cannot go in RX1 of
+    an SF12 uplink; it waits, queued, for an uplink at a faster data rate."""
+    i, _ = ing
+    s = _session()
+    big = bytes(60)
+    seq = i.store.queue_downlink(s.dev_eui, 10, big)
+    i.enqueue(s.dev_eui, seq, 10, big)
+    assert i.answer(s, _heard(12), ack=False, empty_ok=False) is None, "nothing else to say"
+    assert i.counters.get("downlink_deferred", reason="too_large") == 1
+    tx = i.answer(s, _heard(12), ack=True, empty_ok=False)
+    assert tx is not None and tx.purpose == "ack" and len(tx.phy_payload) == 12
+    assert tx.phy_payload[5] & 0x10, "FPending: more is queued"
+    assert [q["seq"] for q in i.queued[s.dev_eui]] == [seq]
+    tx = i.answer(s, _heard(9), ack=False, empty_ok=False)  # DR3: 123-byte MACPayload
+    assert tx is not None and tx.purpose == "data" and tx.queue_seq == seq
+    assert len(tx.phy_payload) == 12 + 1 + 60 and s.dev_eui not in i.queued
+
+
+def test_rx2_is_skipped_when_its_data_rate_cannot_carry_the_frame(
+    ing: tuple[Downlinks, list[DownlinkTx]],
+) -> None:
+    i, sent = ing
+    rx = _rx(0.95, sf=7)  # RX1 can no longer be reached; RX2 is SF12 (59-byte MACPayload)
+    tx = lw_region.class_a_tx(lw_region.EU868, rx, bytes(12 + 1 + 100), purpose="data")
+    i.send(tx)
+    assert sent == []
+    assert i.counters.get("downlink_missed", purpose="data", reason="too_large") == 1

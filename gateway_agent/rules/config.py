@@ -26,7 +26,9 @@ from gateway_agent.rules.table import Table, show
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 HEX16 = re.compile(r"[0-9A-Fa-f]{16}")
-MAX_DOWNLINK = 242  # largest LoRaWAN application payload at any EU868 data rate (DR7 limit)
+# Largest application payload at any EU868 data rate: M = 230 at DR4-7 (the repeater-compatible
+# figures of the region table, lorawan/region.py) less 8 bytes of frame header.
+MAX_DOWNLINK = 222
 
 
 def rule_path(i: int, raw: object) -> str:
