@@ -312,7 +312,7 @@ class Ingest:
             st,
             dr=dr,
             snr_db=max(snrs) if snrs else None,
-            adr=res.adr,
+            adr=res.adr and self.downlinks.route(group) is not None,  # a serial modem: no
             commands=res.mac_commands,
             margin_db=self.cfg.lorawan.adr_margin_db,
         )

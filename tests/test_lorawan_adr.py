@@ -129,3 +129,16 @@ def test_no_adr_bit_no_request_and_own_moves_restart_the_history() -> None:
     # Receptions without an SNR (a serial modem that does not report one) are not counted.
     adr.uplink(EU868, s, dr=1, snr_db=None, adr=True, commands=(), margin_db=10)
     assert s.count == 1
+
+
+def test_no_request_while_no_downlink_can_reach_the_device() -> None:
+    """The ingest passes adr=False when no gateway that heard the uplink can transmit (a serial
+    modem): the history goes on, a pending request is neither repeated nor given up."""
+    s = adr.AdrState()
+    feed(s, adr.HISTORY, dr=0, snr=5.0)
+    assert s.pending == (5, 0) and s.tries == 1
+    for _ in range(3 * adr.ANSWER_WAIT * adr.MAX_TRIES):
+        req, outcome = adr.uplink(EU868, s, dr=0, snr_db=5.0, adr=False, commands=(), margin_db=10)
+        assert (req, outcome) == (b"", None)
+    assert s.pending == (5, 0) and s.tries == 1
+    assert feed(s, 1, dr=0, snr=5.0)[0][0] != b"", "asked again once a route is back"

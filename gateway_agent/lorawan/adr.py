@@ -88,7 +88,8 @@ def uplink(
     commands: Sequence[MacCommand],
     margin_db: float,
 ) -> tuple[bytes, str | None]:
-    """Account one accepted uplink (at `dr`, best SNR `snr_db`, ADR bit `adr`) in `st`.
+    """Account one accepted uplink (at `dr`, best SNR `snr_db`) in `st`; `adr` is the frame's
+    ADR bit, and False also when no downlink can reach the device now (history only).
     Returns the LinkADRReq to send in its downlink (or b"") and what happened to an earlier
     request ("accepted", "refused", "unanswered") or None."""
     outcome = None
@@ -110,7 +111,7 @@ def uplink(
     if st.wait > 0:
         st.wait -= 1
         return b"", outcome
-    if st.pending is not None:  # asked, not answered in ANSWER_WAIT uplinks: ask again
+    if st.pending is not None and adr:  # asked, no answer in ANSWER_WAIT uplinks: again
         if st.tries >= MAX_TRIES:
             st.pending, st.tries, st.wait = None, 0, REFUSED_PAUSE
             return b"", "unanswered"
