@@ -24,6 +24,11 @@ from gateway_agent.store import Store
 # TX_ACK errors after which the same frame is worth trying in the next receive window
 RETRY_ERRORS = frozenset(("TOO_LATE", "COLLISION_PACKET"))
 MAX_DUTY_GATEWAYS = 1024
+# Downlinks the network sends of its own accord (ADR requests, MAC answers, an ADRACKReq's empty
+# frame) may use only this share of a sub-band's duty-cycle budget: the rest stays for ACKs,
+# join-accepts and application downlinks, which a big fleet's ADR must never crowd out.
+OPTIONAL = frozenset(("mac", "adr"))
+OPTIONAL_SHARE = 0.5
 
 
 def _carrying(tx: DownlinkTx, seq: int) -> DownlinkTx:
@@ -237,7 +242,8 @@ class Downlinks:
     def _duty_available(self, tx: DownlinkTx, now: float) -> bool:
         use = self._airtime(tx)
         tracker = self.duty.get(tx.gateway_id)
-        return use is None or tracker is None or tracker.available(use[0], use[1], now)
+        share = OPTIONAL_SHARE if tx.purpose in OPTIONAL else 1.0
+        return use is None or tracker is None or tracker.available(use[0], use[1], now, share)
 
     def _duty_record(self, tx: DownlinkTx, now: float) -> None:
         use = self._airtime(tx)

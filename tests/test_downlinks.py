@@ -186,3 +186,20 @@ def test_rx2_is_skipped_when_its_data_rate_cannot_carry_the_frame(
     i.send(tx)
     assert sent == []
     assert i.counters.get("downlink_missed", purpose="data", reason="too_large") == 1
+
+
+def test_optional_downlinks_leave_half_the_budget_to_acks(
+    ing: tuple[Downlinks, list[DownlinkTx]],
+) -> None:
+    """ADR requests and MAC answers stop (in both windows) at half a sub-band's hourly budget;
+    an ACK still goes out in RX1 after them."""
+    i, sent = ing
+    one = airtime_ms(len(PHY), 9, 125, crc=False)
+    half = int(18_000 // one)
+    for _ in range(half + 5):
+        i.send(lw_region.class_a_tx(lw_region.EU868, _rx(0.2), PHY, purpose="mac"))
+    rx1 = [t for t in sent if t.window == "rx1"]
+    assert len(rx1) == half, "RX1 (g1, 1 %) stops at half of its 36 s"
+    assert all(t.window == "rx2" for t in sent[half:]), "then RX2 (g3, 10 %), still allowed"
+    i.send(_ack(_rx(0.2)))
+    assert sent[-1].window == "rx1" and sent[-1].purpose == "ack"

@@ -75,9 +75,9 @@ class DutyCycleTracker:
     def budget_ms(self, band: str) -> float:
         return self.limits.get(band, 0.0) * self.window_s * 1000.0
 
-    def available(self, band: str, airtime_ms: float, now: float) -> bool:
-        """Whether transmitting `airtime_ms` now stays within the band's budget."""
-        return self.used_ms(band, now) + airtime_ms <= self.budget_ms(band)
+    def available(self, band: str, airtime_ms: float, now: float, share: float = 1.0) -> bool:
+        """Whether transmitting `airtime_ms` now stays within `share` of the band's budget."""
+        return self.used_ms(band, now) + airtime_ms <= self.budget_ms(band) * share
 
     def record(self, band: str, airtime_ms: float, now: float) -> None:
         self._expire(band, now).append((now, airtime_ms))
