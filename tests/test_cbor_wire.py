@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway_agent.formats import alert_message, dumps, event_message, uplink_message
 from gateway_agent.lorawan.radio import RxInfo
 from gateway_agent.model import Alert, Reading, reading_id
-from gateway_agent.wire import (
+from gateway_agent.upstream.formats import alert_message, dumps, event_message, uplink_message
+from gateway_agent.upstream.wire import (
     LABELS,
     NAMES,
     cbor_item,

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from gateway_agent.cli_render import render_status
+from gateway_agent.cli.render import render_status
 from hil.broker import Mosquitto, find_mosquitto
 from hil.lorawan_crypto import build_data_frame
 from tests.agentproc import REPO, Agent, Forwarder, write_toml

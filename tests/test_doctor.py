@@ -15,9 +15,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway_agent import broker_probe as bp
 from gateway_agent import doctor as dr
 from gateway_agent.config import GwmpSourceConfig, UpstreamConfig
+from gateway_agent.doctor import broker_probe as bp
 from hil.broker import Mosquitto
 from tests.agentproc import REPO, Agent, Forwarder, free_udp_port
 

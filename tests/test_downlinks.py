@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway_agent.downlinks import Downlinks
+from gateway_agent.ingest.downlinks import Downlinks
 from gateway_agent.lorawan import region as lw_region
 from gateway_agent.lorawan.airtime import airtime_ms
 from gateway_agent.lorawan.dedup import FrameGroup

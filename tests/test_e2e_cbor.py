@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway_agent.wire import json_form
+from gateway_agent.upstream.wire import json_form
 from hil.broker import Mosquitto
 from tests.agentproc import Agent, Forwarder, write_toml
 from tests.durability_kit import Collector, persistent_broker

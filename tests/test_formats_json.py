@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decoders.types import freeze
-from gateway_agent.formats import dumps, uplink_message
 from gateway_agent.lorawan.radio import RxInfo
 from gateway_agent.model import Reading
+from gateway_agent.upstream.formats import dumps, uplink_message
 
 text = st.text(max_size=12)
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)

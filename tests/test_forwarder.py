@@ -14,10 +14,10 @@ import cbor2
 import pytest
 
 from gateway_agent.config import UpstreamConfig
-from gateway_agent.forwarder import Backoff, Forwarder
 from gateway_agent.metrics import Counters
 from gateway_agent.store import PRIO_ALERT, PRIO_READING, Store
-from gateway_agent.wire import LABELS, decode_payload
+from gateway_agent.upstream.forwarder import Backoff, Forwarder
+from gateway_agent.upstream.wire import LABELS, decode_payload
 from hil.broker import Mosquitto
 from tests.agentproc import Subscriber
 
@@ -181,7 +181,7 @@ async def test_mqtt5_and_rate_ceiling(tmp_path: Path, broker: Mosquitto) -> None
 
 
 def test_cbor_batch_is_compact_and_round_trips() -> None:
-    from gateway_agent.wire import encode_batch, encode_single
+    from gateway_agent.upstream.wire import encode_batch, encode_single
     from hil.bench.drain import _bodies
 
     bodies = [r[5] for r in _bodies(250)]
@@ -235,7 +235,7 @@ async def test_a_damaged_stored_item_is_dropped_and_counted(
     """A stored CBOR item that no longer reads (a damaged row) must not stop the drain at it:
     the rest goes out, the row leaves the outbox counted as dropped (reason `unreadable`) and
     the next `data_dropped` event reports it."""
-    from gateway_agent.wire import cbor_item
+    from gateway_agent.upstream.wire import cbor_item
 
     h = Harness(tmp_path, broker.port, format=fmt, batch_max=10 if fmt == "cbor" else 1)
     good = [(*r[:5], cbor_item(json.loads(r[5])), *r[6:]) for r in rows(30)]

@@ -11,8 +11,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway_agent import chart
-from gateway_agent.cli import main
+from gateway_agent.cli import chart, main
 from gateway_agent.model import Device
 from gateway_agent.secret import Secret
 from gateway_agent.store import Batch, Store

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway_agent.daemon.prometheus import counter_families, metric_name
 from gateway_agent.metrics import Counters
-from gateway_agent.prometheus import counter_families, metric_name
 from hil.broker import free_port
 from tests.agentproc import Agent, Forwarder
 

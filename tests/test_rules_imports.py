@@ -18,7 +18,7 @@ FORBIDDEN = {
     "os",
     "threading",
     "gateway_agent.store",
-    "gateway_agent.forwarder",
+    "gateway_agent.upstream.forwarder",
     "gateway_agent.daemon",
     "gateway_agent.sources",
     "gateway_agent.ingest",

@@ -7,7 +7,7 @@ import sqlite3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway_agent.sqlbatch import _SIZES, _chunks, insert_rows, update_rows
+from gateway_agent.store.sqlbatch import _SIZES, _chunks, insert_rows, update_rows
 
 rows_st = st.lists(
     st.tuples(

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gateway_agent import service
 from gateway_agent.cli import main
+from gateway_agent.cli import systemd as service
 from gateway_agent.config import load_config, load_devices
 
 REPO = Path(__file__).resolve().parent.parent

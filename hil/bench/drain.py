@@ -21,12 +21,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from gateway_agent.config import UpstreamConfig
-from gateway_agent.forwarder import Forwarder
 from gateway_agent.lorawan.radio import RxInfo
 from gateway_agent.metrics import Counters
 from gateway_agent.model import Reading, reading_id
 from gateway_agent.store import PRIO_ALERT, PRIO_READING, Store
-from gateway_agent.wire import decode_payload, uplink_body
+from gateway_agent.upstream.forwarder import Forwarder
+from gateway_agent.upstream.wire import decode_payload, uplink_body
 from hil.broker import Mosquitto
 
 GW = "bench-gw"

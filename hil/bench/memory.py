@@ -23,10 +23,10 @@ from typing import Any
 
 from gateway_agent.control import request
 from gateway_agent.errors import ControlError
-from gateway_agent.formats import dumps, uplink_message
 from gateway_agent.lorawan.radio import RxInfo
 from gateway_agent.model import Reading, reading_id
 from gateway_agent.store import PRIO_READING, Batch, Store
+from gateway_agent.upstream.formats import dumps, uplink_message
 from hil.broker import Mosquitto, free_port
 from hil.daemonproc import DaemonProcess
 from hil.fleet import FleetDevice

@@ -15,9 +15,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from gateway_agent import chart
-from gateway_agent.cli import Ctx, console, emit, fail, hex_arg, main, pass_ctx
-from gateway_agent.cli_data import _get, parse_since
+from gateway_agent.cli import Ctx, chart, console, emit, fail, hex_arg, main, pass_ctx
+from gateway_agent.cli.data import _get, parse_since
 from gateway_agent.errors import AgentError
 
 # --------------------------------------------------------------------------- plot
@@ -226,7 +225,7 @@ def service() -> None:
 @click.option("--dry-run", is_flag=True, help="print what would be done, change nothing")
 def service_install(prefix: str, root: str, dry_run: bool) -> None:
     """Install the unit, sysusers.d and tmpfiles.d files; create the user; reload systemd."""
-    from gateway_agent import service as svc
+    from gateway_agent.cli import systemd as svc
 
     if not prefix.startswith("/"):
         raise click.BadParameter("must be an absolute path", param_hint="--prefix")

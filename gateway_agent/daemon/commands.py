@@ -7,10 +7,10 @@ import json
 import time
 from typing import Any
 
-from gateway_agent import views
 from gateway_agent.config import load_devices
 from gateway_agent.control import ControlServer
 from gateway_agent.rules.config import MAX_DOWNLINK
+from gateway_agent.store import views
 
 
 def register(ctl: ControlServer, d: Any) -> None:  # d: gateway_agent.daemon.Daemon

@@ -24,9 +24,9 @@ from typing import Any
 import cbor2
 import orjson
 
-from gateway_agent.formats import dumps, iso_time, json_default, tx_info, uplink_message
 from gateway_agent.lorawan.radio import RxInfo
 from gateway_agent.model import Reading
+from gateway_agent.upstream.formats import dumps, iso_time, json_default, tx_info, uplink_message
 
 # CBOR (docs/store-and-forward.md "CBOR"): the JSON structures with integer map keys from
 # LABELS (as SenML and COSE label their CBOR forms), binary and hex fields as byte strings,

@@ -1,6 +1,6 @@
 """Upstream message structures (ChirpStack v4 field names where they apply) and their JSON.
 
-The wire forms (CBOR, what the outbox stores per format) are in `gateway_agent.wire`.
+The wire forms (CBOR, what the outbox stores per format) are in `gateway_agent.upstream.wire`.
 camelCase lives here and there only.
 """
 

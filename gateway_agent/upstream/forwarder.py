@@ -24,11 +24,11 @@ import paho.mqtt.client as mqtt
 
 from gateway_agent.config import UpstreamConfig
 from gateway_agent.errors import StoreError, UpstreamError
-from gateway_agent.formats import BATCH_TOPIC, dumps, event_message
 from gateway_agent.logfmt import RateLimitedLog, log_event
 from gateway_agent.metrics import Counters
 from gateway_agent.store import PRIO_EVENT, PRIO_READING, OutboxRow, Store
-from gateway_agent.wire import encode_batch, encode_single
+from gateway_agent.upstream.formats import BATCH_TOPIC, dumps, event_message
+from gateway_agent.upstream.wire import encode_batch, encode_single
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -22,7 +22,7 @@ from gateway_agent.errors import DiskFullError, StoreError
 from gateway_agent.logfmt import log_event
 from gateway_agent.model import Alert, Device
 from gateway_agent.secret import Secret
-from gateway_agent.sqlbatch import insert_rows, update_rows
+from gateway_agent.store.sqlbatch import insert_rows, update_rows
 
 log = logging.getLogger(__name__)
 

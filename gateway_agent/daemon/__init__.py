@@ -14,45 +14,29 @@ import shutil
 import signal
 import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from gateway_agent import __version__
-from gateway_agent.actions import actions_worker
 from gateway_agent.config import Config, read_config, read_devices
 from gateway_agent.control import ControlServer
+from gateway_agent.daemon.actions import actions_worker
+from gateway_agent.daemon.sdnotify import Notifier
 from gateway_agent.errors import AgentError, ConfigError, DiskFullError, StoreError
-from gateway_agent.forwarder import DELETE_EVERY_S, Forwarder
 from gateway_agent.ingest import Ingest
 from gateway_agent.logfmt import log_event, setup_logging
 from gateway_agent.lorawan.radio import DownlinkTx, RadioFrame
 from gateway_agent.metrics import COUNTERS, Counters
-from gateway_agent.sdnotify import Notifier
 from gateway_agent.sources import SOURCE_TYPES, Source
 from gateway_agent.store import Store
+from gateway_agent.store.thread import StoreThread
+from gateway_agent.upstream.forwarder import DELETE_EVERY_S, Forwarder
 
 log = logging.getLogger(__name__)
 
 TICK_S = 2.0  # rule timers (silence, `for` windows without uplinks)
 HOUSEKEEPING_S = 15.0  # disk cap, retention, gateway stats, clock check
 CLOCK_JUMP_S = 120.0
-
-
-class StoreThread:
-    """All SQLite work happens on one thread, so the event loop (and the watchdog) keeps ticking."""
-
-    def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self.last_ok = time.monotonic()
-
-    async def call(self, fn: Any, *args: Any) -> Any:
-        out = await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
-        self.last_ok = time.monotonic()
-        return out
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
 
 
 def _wal_state(path: Path) -> dict[str, Any] | None:
@@ -229,7 +213,7 @@ class Daemon:
             if hasattr(src, "on_refused"):  # GWMP: TX_ACK errors come back for an RX2 retry
                 src.on_refused = self.ingest.downlinks.refused
         control = ControlServer(self.cfg.agent.control_path, self.cfg.agent.control_group)
-        from gateway_agent.control_commands import register
+        from gateway_agent.daemon.commands import register
 
         register(control, self)
         async with asyncio.TaskGroup() as tg:
@@ -243,7 +227,7 @@ class Daemon:
             tg.create_task(self._reloader(), name="reloader")
             tg.create_task(actions_worker(self), name="actions")
             if self.cfg.metrics.listen:
-                from gateway_agent.prometheus import serve_metrics
+                from gateway_agent.daemon.prometheus import serve_metrics
 
                 tg.create_task(serve_metrics(self, self.stop), name="metrics")
             log_event(
@@ -271,7 +255,7 @@ class Daemon:
         self.ingest.downlinks.queued = pend
 
     def _run_actions(self, alert: Any, dev: Any) -> None:
-        from gateway_agent.actions import run_rule_actions
+        from gateway_agent.daemon.actions import run_rule_actions
 
         run_rule_actions(self, alert, dev)
 

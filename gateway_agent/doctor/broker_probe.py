@@ -8,8 +8,8 @@ import socket
 import ssl
 import time
 
-from gateway_agent.check_result import CheckResult, fail, ok, warn
 from gateway_agent.config import UpstreamConfig
+from gateway_agent.doctor.check_result import CheckResult, fail, ok, warn
 from gateway_agent.errors import AgentError
 
 CERT_WARN_S = 14 * 86400
@@ -81,7 +81,7 @@ def check_broker(up: UpstreamConfig, timeout_s: float = 5.0) -> list[CheckResult
     conn: socket.socket = sock
     try:
         if up.tls:
-            from gateway_agent.forwarder import tls_context
+            from gateway_agent.upstream.forwarder import tls_context
 
             try:
                 ctx = tls_context(up)
@@ -120,7 +120,7 @@ def _cert_result(conn: socket.socket) -> CheckResult:
 
 
 def _mqtt_probe(conn: socket.socket, up: UpstreamConfig, timeout_s: float) -> CheckResult:
-    from gateway_agent.forwarder import read_password
+    from gateway_agent.upstream.forwarder import read_password
 
     try:
         password = read_password(up)

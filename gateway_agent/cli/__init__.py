@@ -270,7 +270,7 @@ def codecs_list(as_json: bool) -> None:
 
 
 # Registering the rest of the commands on `main` (they import `main` from here).
-from gateway_agent import (  # noqa: E402
-    cli_data,  # noqa: F401  (devices, readings, alerts, outbox, export, status)
-    cli_field,  # noqa: F401  (plot, doctor, service)
+from gateway_agent.cli import (  # noqa: E402
+    data,  # noqa: F401  (devices, readings, alerts, outbox, export, status)
+    field,  # noqa: F401  (plot, doctor, service)
 )

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway_agent.broker_probe import check_broker
-from gateway_agent.check_result import CheckResult, fail, ok, warn
 from gateway_agent.config import Config, GwmpSourceConfig, SerialSourceConfig
+from gateway_agent.doctor.broker_probe import check_broker
+from gateway_agent.doctor.check_result import CheckResult, fail, ok, warn
 
 FORWARDER_FRESH_S = 60.0
 PLAUSIBLE_AFTER = 1_672_531_200  # 2023-01-01T00:00:00Z: a Pi without RTC boots in the past

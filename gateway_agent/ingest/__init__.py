@@ -17,9 +17,8 @@ from typing import Any
 
 import decoders
 from gateway_agent.config import Config
-from gateway_agent.downlinks import Downlinks
 from gateway_agent.errors import BadInput, CodecError, DiskFullError, StoreError
-from gateway_agent.formats import alert_message, dumps, event_message
+from gateway_agent.ingest.downlinks import Downlinks
 from gateway_agent.logfmt import RateLimitedLog, log_event
 from gateway_agent.lorawan import adr as lw_adr
 from gateway_agent.lorawan import frame as lw_frame
@@ -40,7 +39,8 @@ from gateway_agent.metrics import Counters
 from gateway_agent.model import Alert, Device, Reading, reading_id
 from gateway_agent.rules import engine
 from gateway_agent.store import PRIO_ALERT, PRIO_EVENT, PRIO_READING, Batch, Store
-from gateway_agent.wire import uplink_body
+from gateway_agent.upstream.formats import alert_message, dumps, event_message
+from gateway_agent.upstream.wire import uplink_body
 
 log = logging.getLogger(__name__)
 StoreCall = Callable[..., Awaitable[Any]]

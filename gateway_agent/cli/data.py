@@ -14,7 +14,6 @@ from typing import Any
 import click
 from rich.table import Column, Table
 
-from gateway_agent import views
 from gateway_agent.cli import (
     Ctx,
     config_error_text,
@@ -28,6 +27,7 @@ from gateway_agent.cli import (
 from gateway_agent.config import load_devices
 from gateway_agent.errors import AgentError, ConfigError
 from gateway_agent.rules.config import MAX_DOWNLINK
+from gateway_agent.store import views
 
 
 def _ago(t: float | None) -> str:
@@ -101,7 +101,7 @@ def status(c: Ctx, as_json: bool) -> None:
     if as_json:
         emit(st)
         return
-    from gateway_agent.cli_render import render_status
+    from gateway_agent.cli.render import render_status
 
     render_status(console, st)
 

@@ -9,9 +9,9 @@ import json
 import logging
 from typing import Any
 
-from gateway_agent.formats import alert_message
 from gateway_agent.logfmt import log_event
 from gateway_agent.model import Alert, Device
+from gateway_agent.upstream.formats import alert_message
 
 log = logging.getLogger(__name__)
 
