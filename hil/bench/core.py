@@ -12,7 +12,6 @@ import hmac
 import json
 import platform
 import random
-import subprocess
 import time
 from typing import Any
 
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.cmac import CMAC
 
 from gateway_agent.lorawan.frame import DataFrame, MType, build_data_frame, parse_phy
 from gateway_agent.lorawan.session import DeviceSession, UplinkAccepted, verify_uplink
+from hil.bench.meta import git_commit
 
 MAX_GAP = 16384
 
@@ -104,16 +104,6 @@ def run_floor(sessions: list[DeviceSession], frames: list[tuple[bytes, int]]) ->
     return time.perf_counter() - start
 
 
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--uplinks", type=int, default=20_000)
@@ -140,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cpu": platform.machine(),
             "python": platform.python_version(),
         },
-        "commit": _commit(),
+        "commit": git_commit() or "unknown",
     }
     print(json.dumps(result))
     print(

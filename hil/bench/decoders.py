@@ -7,11 +7,11 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import time
 from typing import Any
 
 import decoders
+from hil.bench.meta import git_commit
 from tests.test_codec_vectors import VECTORS
 
 JS_CASES = [
@@ -32,16 +32,6 @@ def _rate(codec_id: str, cases: list[tuple[int, bytes, dict[str, Any]]], seconds
         now = time.perf_counter()
         if now >= deadline:
             return n / (now - start)
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-        return out.stdout.strip()
-    except OSError:
-        return ""
 
 
 def main() -> None:
@@ -65,7 +55,7 @@ def main() -> None:
         "bench": "decoders",
         "machine": {"python": platform.python_version(), "cpu": platform.machine(),
                     "cores": os.cpu_count()},
-        "commit": _commit(),
+        "commit": git_commit(),
         "seconds_per_codec": args.seconds,
         "results": rows,
     }  # fmt: skip

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import json
 import platform
-import subprocess
 import tempfile
 import threading
 import time
@@ -27,6 +26,7 @@ from gateway_agent.model import Reading, reading_id
 from gateway_agent.store import PRIO_ALERT, PRIO_READING, Store
 from gateway_agent.upstream.forwarder import Forwarder
 from gateway_agent.upstream.wire import decode_payload, uplink_body
+from hil.bench.meta import git_commit
 from hil.broker import Mosquitto
 
 GW = "bench-gw"
@@ -236,8 +236,7 @@ def main() -> None:
     out["readings"] = a.readings
     out["batch"] = a.batch
     out["machine"] = f"{platform.machine()} {platform.python_version()}"
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    out["commit"] = rev.stdout.strip()
+    out["commit"] = git_commit()
     print(json.dumps(out))
     print(
         f"drain {a.readings}: paho {p['readings_per_s']}/s, json {j['readings_per_s']}/s "

@@ -22,16 +22,8 @@ from typing import Any
 
 from gateway_agent.control import request
 from gateway_agent.errors import ControlError
+from hil.bench.meta import git_commit
 from hil.lorawan_crypto import build_data_frame
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        return ""
 
 
 def _port() -> int:
@@ -214,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
     }
-    out["commit"] = _commit()
+    out["commit"] = git_commit()
     print(json.dumps(out))
     i = out["ingest"]
     print(

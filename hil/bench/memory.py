@@ -15,7 +15,6 @@ import platform
 import random
 import shutil
 import sqlite3
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from gateway_agent.lorawan.radio import RxInfo
 from gateway_agent.model import Reading, reading_id
 from gateway_agent.store import PRIO_READING, Batch, Store
 from gateway_agent.upstream.formats import dumps, uplink_message
+from hil.bench.meta import git_commit
 from hil.broker import Mosquitto, free_port
 from hil.daemonproc import DaemonProcess
 from hil.fleet import FleetDevice
@@ -39,15 +39,6 @@ TARGET_MIB = 80.0
 GW_EUI = bytes.fromhex("b827ebfffe0a0001")
 CLASSES = ("co2", "legionella", "bin", "gully")
 INTERVAL_S = 1800.0
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        return ""
 
 
 def _status_kb(pid: int) -> dict[str, int]:
@@ -384,7 +375,7 @@ async def run_memory(
         "rss_samples": sampler.samples,
         "python": platform.python_version(),
         "machine": f"{platform.machine()} {os.cpu_count()} CPU",
-        "commit": _commit(),
+        "commit": git_commit(),
     }
     shutil.rmtree(work, ignore_errors=True)
     return out

@@ -13,13 +13,13 @@ import json
 import os
 import platform
 import sqlite3
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from gateway_agent.store import PAGE_SIZE, Store
+from hil.bench.meta import git_commit
 from hil.broker import Mosquitto
 from tests.agentproc import Agent, Forwarder
 from tests.durability_kit import device_table, fleet, frame
@@ -130,13 +130,12 @@ def main() -> None:
             for rate in (float(x) for x in a.rates.split(",")):
                 tmp = Path(d) / f"r{i}-{rate:g}"
                 runs.append(measure(tmp, broker.port, sync, win, rate, a.seconds, a.page_size))
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     print(
         json.dumps(
             {
                 "runs": runs,
                 "machine": f"{platform.machine()} {platform.python_version()}",
-                "commit": rev.stdout.strip(),
+                "commit": git_commit(),
             }
         )
     )
