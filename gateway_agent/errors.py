@@ -29,42 +29,6 @@ class FrameError(BadInput):
     reason = "malformed"
 
 
-class MicError(BadInput):
-    reason = "mic"
-
-    def __init__(
-        self, message: str = "", *, dev_addr: str | None = None, reason: str | None = None
-    ) -> None:
-        super().__init__(message, reason=reason)
-        self.dev_addr = dev_addr
-
-
-class ReplayError(BadInput):
-    reason = "replay"
-
-    def __init__(
-        self,
-        message: str = "",
-        *,
-        dev_eui: str | None = None,
-        fcnt: int | None = None,
-        reason: str | None = None,
-    ) -> None:
-        super().__init__(message, reason=reason)
-        self.dev_eui = dev_eui
-        self.fcnt = fcnt
-
-
-class UnknownDevice(BadInput):
-    reason = "unknown_device"
-
-    def __init__(
-        self, message: str = "", *, dev_addr: str | None = None, reason: str | None = None
-    ) -> None:
-        super().__init__(message, reason=reason)
-        self.dev_addr = dev_addr
-
-
 class CodecError(BadInput):
     """A codec could not decode a payload (bad length, unknown fPort, JS throw/timeout/OOM)."""
 
@@ -75,10 +39,6 @@ class CodecError(BadInput):
     ) -> None:
         super().__init__(message, reason=reason)
         self.codec = codec
-
-
-# The issue text calls it DecodeError; one class, two names.
-DecodeError = CodecError
 
 
 class SerialLineError(BadInput):
