@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from decoders.binary import Reader
+from decoders.records import Handler, flag, number
 from decoders.registry import codec
 from decoders.types import Decoded, Draft
-
-Handler = Callable[[Reader, Draft], None]
-
-
-def _num(name: str, read: Callable[[Reader], int], div: float = 1) -> Handler:
-    def h(r: Reader, d: Draft) -> None:
-        raw = read(r)
-        d.value(name, raw / div if div != 1 else raw)
-
-    return h
-
-
-def _flag(name: str) -> Handler:
-    def h(r: Reader, d: Draft) -> None:
-        d.flag(name, r.u8() != 0)
-
-    return h
 
 
 def _accel(r: Reader, d: Draft) -> None:
@@ -51,27 +35,27 @@ def _external_2(r: Reader, d: Draft) -> None:
 
 
 TYPES: Mapping[int, tuple[int, Handler]] = {
-    0x01: (2, _num("temperature_c", Reader.s16be, 10)),
-    0x02: (1, _num("humidity_pct", Reader.u8)),
+    0x01: (2, number("temperature_c", Reader.s16be, 10)),
+    0x02: (1, number("humidity_pct", Reader.u8)),
     0x03: (3, _accel),
-    0x04: (2, _num("illuminance_lux", Reader.u16be)),
-    0x05: (1, _num("motion_count", Reader.u8)),
-    0x06: (2, _num("co2_ppm", Reader.u16be)),
-    0x07: (2, _num("battery_v", Reader.u16be, 1000)),
-    0x08: (2, _num("analog_1_v", Reader.u16be, 1000)),
-    0x0A: (2, _num("pulse_count", Reader.u16be)),
-    0x0B: (4, _num("pulse_total_count", Reader.u32be)),
-    0x0C: (2, _num("external_temperature_c", Reader.s16be, 10)),
-    0x0D: (1, _flag("digital_input")),
-    0x0E: (2, _num("distance_mm", Reader.u16be)),
-    0x0F: (1, _num("accel_motion_count", Reader.u8)),
+    0x04: (2, number("illuminance_lux", Reader.u16be)),
+    0x05: (1, number("motion_count", Reader.u8)),
+    0x06: (2, number("co2_ppm", Reader.u16be)),
+    0x07: (2, number("battery_v", Reader.u16be, 1000)),
+    0x08: (2, number("analog_1_v", Reader.u16be, 1000)),
+    0x0A: (2, number("pulse_count", Reader.u16be)),
+    0x0B: (4, number("pulse_total_count", Reader.u32be)),
+    0x0C: (2, number("external_temperature_c", Reader.s16be, 10)),
+    0x0D: (1, flag("digital_input")),
+    0x0E: (2, number("distance_mm", Reader.u16be)),
+    0x0F: (1, number("accel_motion_count", Reader.u8)),
     0x10: (4, _ir),
-    0x11: (1, _flag("occupied")),
-    0x12: (1, _flag("water_leak")),
-    0x14: (4, _num("pressure_hpa", Reader.u32be, 1000)),
+    0x11: (1, flag("occupied")),
+    0x12: (1, flag("water_leak")),
+    0x14: (4, number("pressure_hpa", Reader.u32be, 1000)),
     0x15: (2, _sound),
     0x19: (2, _external_2),
-    0x1C: (2, _num("tvoc_ppb", Reader.u16be)),
+    0x1C: (2, number("tvoc_ppb", Reader.u16be)),
 }
 
 

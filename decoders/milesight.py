@@ -10,10 +10,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from decoders.binary import Reader
+from decoders.records import Handler, flag, number
 from decoders.registry import codec
 from decoders.types import Decoded, Draft
 
-Handler = Callable[[Reader, Draft], None]
 Table = Mapping[tuple[int, int], tuple[int, Handler]]
 
 ALARMS = {0: "threshold_release", 1: "threshold", 2: "mutation"}
@@ -24,21 +24,6 @@ def _alarm(raw: int, d: Draft) -> str:
         return ALARMS[raw]
     d.warn(f"unknown alarm byte {raw}")
     return f"unknown_{raw}"
-
-
-def _num(name: str, read: Callable[[Reader], int], div: float = 1) -> Handler:
-    def h(r: Reader, d: Draft) -> None:
-        raw = read(r)
-        d.value(name, raw / div if div != 1 else raw)
-
-    return h
-
-
-def _flag(name: str) -> Handler:
-    def h(r: Reader, d: Draft) -> None:
-        d.flag(name, r.u8() != 0)
-
-    return h
 
 
 def _info(name: str, n: int) -> Handler:
@@ -65,10 +50,10 @@ def _temp_change_alarm(name: str, change: str, alarm_flag: str) -> Handler:
     return h
 
 
-def _with_bool(name: str, read: Callable[[Reader], float], flag: str) -> Handler:
+def _with_bool(name: str, read: Callable[[Reader], float], flag_name: str) -> Handler:
     def h(r: Reader, d: Draft) -> None:
         d.value(name, read(r))
-        d.flag(flag, r.u8() != 0)
+        d.flag(flag_name, r.u8() != 0)
 
     return h
 
@@ -91,7 +76,7 @@ def _temp(r: Reader) -> float:
 
 
 COMMON: Table = {
-    (0x01, 0x75): (1, _num("battery_pct", Reader.u8)),
+    (0x01, 0x75): (1, number("battery_pct", Reader.u8)),
     (0xFF, 0x01): (1, _info("protocol_version", 1)),
     (0xFF, 0x09): (2, _info("hardware_version", 2)),
     (0xFF, 0x0A): (2, _info("firmware_version", 2)),
@@ -101,8 +86,8 @@ COMMON: Table = {
     (0xFF, 0xFE): (1, _info("reset_event", 1)),
     (0xFF, 0xFF): (2, _info("tsl_version", 2)),
 }
-TEMP_0367 = (2, _num("temperature_c", Reader.s16le, 10))
-HUMIDITY_0468 = (1, _num("humidity_pct", Reader.u8, 2))
+TEMP_0367 = (2, number("temperature_c", Reader.s16le, 10))
+HUMIDITY_0468 = (1, number("humidity_pct", Reader.u8, 2))
 
 
 def walk(payload: bytes, table: Table) -> Draft:
@@ -139,17 +124,17 @@ AM319: Table = {
     **COMMON,
     (0x03, 0x67): TEMP_0367,
     (0x04, 0x68): HUMIDITY_0468,
-    (0x05, 0x00): (1, _flag("occupied")),
-    (0x06, 0xCB): (1, _num("light_level", Reader.u8)),
-    (0x07, 0x7D): (2, _num("co2_ppm", Reader.u16le)),
-    (0x08, 0x7D): (2, _num("tvoc_raw", Reader.u16le)),
-    (0x08, 0xE6): (2, _num("tvoc_ugm3", Reader.u16le)),
-    (0x09, 0x73): (2, _num("pressure_hpa", Reader.u16le, 10)),
-    (0x0A, 0x7D): (2, _num("hcho_mgm3", Reader.u16le, 100)),
-    (0x0B, 0x7D): (2, _num("pm2_5_ugm3", Reader.u16le)),
-    (0x0C, 0x7D): (2, _num("pm10_ugm3", Reader.u16le)),
-    (0x0D, 0x7D): (2, _num("o3_ppm", Reader.u16le, 100)),
-    (0x0E, 0x01): (1, _flag("buzzer_on")),
+    (0x05, 0x00): (1, flag("occupied")),
+    (0x06, 0xCB): (1, number("light_level", Reader.u8)),
+    (0x07, 0x7D): (2, number("co2_ppm", Reader.u16le)),
+    (0x08, 0x7D): (2, number("tvoc_raw", Reader.u16le)),
+    (0x08, 0xE6): (2, number("tvoc_ugm3", Reader.u16le)),
+    (0x09, 0x73): (2, number("pressure_hpa", Reader.u16le, 10)),
+    (0x0A, 0x7D): (2, number("hcho_mgm3", Reader.u16le, 100)),
+    (0x0B, 0x7D): (2, number("pm2_5_ugm3", Reader.u16le)),
+    (0x0C, 0x7D): (2, number("pm10_ugm3", Reader.u16le)),
+    (0x0D, 0x7D): (2, number("o3_ppm", Reader.u16le, 100)),
+    (0x0E, 0x01): (1, flag("buzzer_on")),
 }
 # The 22-byte history layout exists only from the 2025 firmware on (FORMATS.md 6.1 quirks).
 AM319_2025: Table = {**AM319, (0x20, 0xCE): (22, _history(_am319_history))}
@@ -172,8 +157,8 @@ EM500_CO2: Table = {
     **COMMON,
     (0x03, 0x67): TEMP_0367,
     (0x04, 0x68): HUMIDITY_0468,
-    (0x05, 0x7D): (2, _num("co2_ppm", Reader.u16le)),
-    (0x06, 0x73): (2, _num("pressure_hpa", Reader.u16le, 10)),
+    (0x05, 0x7D): (2, number("co2_ppm", Reader.u16le)),
+    (0x06, 0x73): (2, number("pressure_hpa", Reader.u16le, 10)),
 }
 
 
@@ -207,9 +192,9 @@ def _ts_history(r: Reader, rec: dict[str, Any]) -> None:
 TS30X: Table = {
     **COMMON,
     (0x03, 0x67): TEMP_0367,
-    (0x04, 0x67): (2, _num("temperature_2_c", Reader.s16le, 10)),
-    (0x03, 0x00): (1, _flag("magnet_1_open")),
-    (0x04, 0x00): (1, _flag("magnet_2_open")),
+    (0x04, 0x67): (2, number("temperature_2_c", Reader.s16le, 10)),
+    (0x03, 0x00): (1, flag("magnet_1_open")),
+    (0x04, 0x00): (1, flag("magnet_2_open")),
     (0x83, 0x67): (3, _temp_alarm("temperature_c", "temperature_1_alarm")),
     (0x84, 0x67): (3, _temp_alarm("temperature_2_c", "temperature_2_alarm")),
     (0x93, 0xD7): (
@@ -247,8 +232,8 @@ def em500_pt100(f_port: int, payload: bytes, settings: Mapping[str, Any]) -> Dec
 
 EM310_UDL: Table = {
     **COMMON,
-    (0x03, 0x82): (2, _num("distance_mm", Reader.u16le)),
-    (0x04, 0x00): (1, _flag("tilt")),
+    (0x03, 0x82): (2, number("distance_mm", Reader.u16le)),
+    (0x04, 0x00): (1, flag("tilt")),
     (0xFF, 0x06): (9, _info("distance_alarm_config", 9)),  # 2025 codec: config reply
 }
 
@@ -261,8 +246,8 @@ def em310_udl(f_port: int, payload: bytes, settings: Mapping[str, Any]) -> Decod
 EM400: Table = {
     **COMMON,
     (0x03, 0x67): TEMP_0367,
-    (0x04, 0x82): (2, _num("distance_mm", Reader.u16le)),
-    (0x05, 0x00): (1, _flag("tilt")),
+    (0x04, 0x82): (2, number("distance_mm", Reader.u16le)),
+    (0x05, 0x00): (1, flag("tilt")),
     (0x83, 0x67): (3, _with_bool("temperature_c", _temp, "temperature_abnormal")),
     (0x84, 0x82): (3, _with_bool("distance_mm", _u16, "distance_alarm")),
 }
@@ -285,7 +270,7 @@ def _udl_history(r: Reader, rec: dict[str, Any]) -> None:
 
 EM500_UDL: Table = {
     **COMMON,
-    (0x03, 0x82): (2, _num("distance_mm", Reader.u16le)),
+    (0x03, 0x82): (2, number("distance_mm", Reader.u16le)),
     (0x20, 0xCE): (6, _history(_udl_history)),
 }
 
