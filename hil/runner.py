@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import tomli_w
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hil.broker import Mosquitto
@@ -28,7 +29,7 @@ from hil.lorawan_crypto import LorawanSimError, build_data_frame
 from hil.lorawan_device import AirTx, choose_dr
 from hil.modem import MODEMS, ModemEmulator
 from hil.report import UplinkRecord, Upstream, build_report, render
-from hil.scenario import Fault, Scenario, dump_toml, write_private
+from hil.scenario import Fault, Scenario, write_private
 
 TOPIC_PREFIX = "hil"
 REPO = Path(__file__).resolve().parent.parent
@@ -139,7 +140,7 @@ class Run:
     ) -> Path:
         state = self.dir / "state"
         devices = self.dir / "devices.toml"
-        write_private(devices, dump_toml({"device": devices_file_entries(self.fleet)}))
+        write_private(devices, tomli_w.dumps({"device": devices_file_entries(self.fleet)}))
         sources: list[dict[str, Any]] = [{"type": "gwmp", "listen": f"127.0.0.1:{udp_port}"}]
         for i, (spec, m) in enumerate(zip(self.scn.modems, self.modems, strict=True)):
             sources.append(
@@ -181,7 +182,7 @@ class Run:
         if self.scn.rules:
             cfg["rules"] = [dict(r) for r in self.scn.rules]
         path = self.dir / "agent.toml"
-        write_private(path, dump_toml(cfg))
+        write_private(path, tomli_w.dumps(cfg))
         return path
 
     def push(self, when: float, kind: str, arg: Any = None) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -249,57 +249,12 @@ def read_scenario(name_or_path: str) -> Scenario:
     return load_scenario(doc, path.stem)
 
 
-# -- writing the agent's TOML files ----------------------------------------------------------
-
-
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, Mapping):
-        return (
-            "{" + ", ".join(f"{json.dumps(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
-        )
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def _is_table_list(v: Any) -> bool:
-    return isinstance(v, (list, tuple)) and bool(v) and all(isinstance(x, Mapping) for x in v)
-
-
-def dump_toml(doc: Mapping[str, Any]) -> str:
-    """A small TOML writer: top-level tables and arrays of tables, everything deeper inline
-    (except a `settings` sub-table of a table-array item, written as [name.settings])."""
-    lines: list[str] = []
-    for k, v in doc.items():
-        if not isinstance(v, Mapping) and not _is_table_list(v):
-            lines.append(f"{k} = {toml_value(v)}")
-    for k, v in doc.items():
-        if isinstance(v, Mapping):
-            lines.append(f"\n[{k}]")
-            lines.extend(f"{kk} = {toml_value(vv)}" for kk, vv in v.items())
-        elif _is_table_list(v):
-            for item in v:
-                lines.append(f"\n[[{k}]]")
-                lines.extend(
-                    f"{kk} = {toml_value(vv)}" for kk, vv in item.items() if kk != "settings"
-                )
-                if "settings" in item and item["settings"]:
-                    lines.append(f"[{k}.settings]")
-                    lines.extend(f"{kk} = {toml_value(vv)}" for kk, vv in item["settings"].items())
-    return "\n".join(lines) + "\n"
+# -- writing the agent's files ------------------------------------------------------------
 
 
 def write_private(path: Path, text: str) -> None:
     """Create a file 0600 from the start (it holds keys)."""
     path.unlink(missing_ok=True)
-    import os
-
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)

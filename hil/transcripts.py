@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from hil.broker import Mosquitto
 from hil.daemonproc import DaemonProcess
 from hil.lorawan_crypto import build_data_frame
@@ -55,24 +57,6 @@ class SimDevice:
         if self.model.settings:
             t["settings"] = dict(self.model.settings)
         return t
-
-
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
-    return json.dumps(str(v))
-
-
-def tables(name: str, rows: list[dict[str, Any]]) -> str:
-    return "".join(
-        f"\n[[{name}]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in r.items()) for r in rows
-    )
 
 
 def fleet(epoch: float) -> list[SimDevice]:
@@ -213,18 +197,24 @@ def capture(step_s: float, steps: int) -> str:
             state = tmp / "state"
             udp = free_udp_port()
             devs_file = tmp / "devices.toml"
-            devs_file.write_text(tables("device", [x.table() for x in devices]))
+            devs_file.write_text(tomli_w.dumps({"device": [x.table() for x in devices]}))
             devs_file.chmod(0o600)
             cfg = tmp / "agent.toml"
-            cfg.write_text(
-                "[agent]\n"
-                'gateway_id = "fife-ps-017"\n'
-                f"state_dir = {json.dumps(str(state))}\n"
-                f"devices_file = {json.dumps(str(devs_file))}\n"
-                f'\n[[sources]]\ntype = "gwmp"\nlisten = "127.0.0.1:{udp}"\n'
-                f'\n[upstream]\nhost = "127.0.0.1"\nport = {broker.port}\n'
-                'topic_prefix = "gateway-agent"\n' + tables("rules", RULES)
-            )
+            doc = {
+                "agent": {
+                    "gateway_id": "fife-ps-017",
+                    "state_dir": str(state),
+                    "devices_file": str(devs_file),
+                },
+                "sources": [{"type": "gwmp", "listen": f"127.0.0.1:{udp}"}],
+                "upstream": {
+                    "host": "127.0.0.1",
+                    "port": broker.port,
+                    "topic_prefix": "gateway-agent",
+                },
+                "rules": RULES,
+            }
+            cfg.write_text(tomli_w.dumps(doc))
             daemon = DaemonProcess(
                 cfg, state / "control.sock", state / "agent.db", tmp / "agent.log", cwd=REPO
             )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import tomli_w
 
 from gateway_agent.control import request
 from gateway_agent.errors import ControlError
@@ -28,36 +29,8 @@ def free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
-def toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(type(v))
-
-
 def write_toml(path: Path, doc: dict[str, Any], mode: int = 0o600) -> None:
-    lines: list[str] = []
-    for k, v in doc.items():
-        if not isinstance(v, (dict, list)) or (
-            isinstance(v, list) and v and not isinstance(v[0], dict)
-        ):
-            lines.append(f"{k} = {toml_value(v)}")
-    for k, v in doc.items():
-        if isinstance(v, dict):
-            lines.append(f"\n[{k}]")
-            lines.extend(f"{kk} = {toml_value(vv)}" for kk, vv in v.items())
-        elif isinstance(v, list) and v and isinstance(v[0], dict):
-            for item in v:
-                lines.append(f"\n[[{k}]]")
-                lines.extend(f"{kk} = {toml_value(vv)}" for kk, vv in item.items())
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(tomli_w.dumps(doc))
     path.chmod(mode)
 
 

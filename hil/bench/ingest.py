@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from gateway_agent.control import request
 from gateway_agent.errors import ControlError
 from hil.bench.meta import git_commit
@@ -61,29 +63,37 @@ def run_ingest(
     tmp = Path(tempfile.mkdtemp(prefix="ga-bench-ingest-"))
     port = _port()
     keys = [(bytes.fromhex(f"26{i:06x}"), os.urandom(16), os.urandom(16)) for i in range(n_devices)]
-    lines = []
-    for i, (addr, nwk, app) in enumerate(keys):
-        lines += [
-            "[[device]]",
-            f'dev_eui = "70b3d57e{i:08x}"',
-            'class = "co2"',
-            'codec = "cayenne-lpp"',
-            f'dev_addr = "{addr.hex()}"',
-            f'nwk_s_key = "{nwk.hex()}"',
-            f'app_s_key = "{app.hex()}"',
-            "",
+    devices_doc = {
+        "device": [
+            {
+                "dev_eui": f"70b3d57e{i:08x}",
+                "class": "co2",
+                "codec": "cayenne-lpp",
+                "dev_addr": addr.hex(),
+                "nwk_s_key": nwk.hex(),
+                "app_s_key": app.hex(),
+            }
+            for i, (addr, nwk, app) in enumerate(keys)
         ]
+    }
     devices = tmp / "devices.toml"
-    devices.write_text("\n".join(lines))
+    devices.write_text(tomli_w.dumps(devices_doc))
     devices.chmod(0o600)
     cfg = tmp / "agent.toml"
-    cfg.write_text(
-        f'[agent]\ngateway_id = "bench"\nstate_dir = "{tmp / "state"}"\ndevices_file = "{devices}"\n'
-        f'log_level = "WARNING"\nframe_queue = 200000\n'
-        f'[[sources]]\ntype = "gwmp"\nlisten = "127.0.0.1:{port}"\n'
-        f'[upstream]\nenabled = false\n[store]\nsynchronous = "{synchronous}"\n'
-        f"[lorawan]\ndedup_window_ms = 200\n"
-    )
+    agent_doc = {
+        "agent": {
+            "gateway_id": "bench",
+            "state_dir": str(tmp / "state"),
+            "devices_file": str(devices),
+            "log_level": "WARNING",
+            "frame_queue": 200000,
+        },
+        "sources": [{"type": "gwmp", "listen": f"127.0.0.1:{port}"}],
+        "upstream": {"enabled": False},
+        "store": {"synchronous": synchronous},
+        "lorawan": {"dedup_window_ms": 200},
+    }
+    cfg.write_text(tomli_w.dumps(agent_doc))
     # Frames: FCnt increasing per device, round-robin over devices.
     rxpks = []
     for k in range(n_uplinks):
