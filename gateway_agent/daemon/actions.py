@@ -7,23 +7,43 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from gateway_agent.logfmt import log_event
 from gateway_agent.model import Alert, Device
 from gateway_agent.upstream.formats import alert_message
 
+if TYPE_CHECKING:
+    from gateway_agent.config import Config
+    from gateway_agent.ingest import Ingest
+    from gateway_agent.metrics import Counters
+    from gateway_agent.rules.rule import Action
+    from gateway_agent.store import Store
+    from gateway_agent.store.thread import StoreThread
+
 log = logging.getLogger(__name__)
 
 
-def run_rule_actions(daemon: Any, alert: Alert, dev: Device) -> None:
+class ActionHost(Protocol):
+    """What rule actions need from the daemon."""
+
+    actions_q: asyncio.Queue[tuple[Alert, Device]]
+    stop: asyncio.Event
+    cfg: Config
+    counters: Counters
+    st: StoreThread
+    store: Store
+    ingest: Ingest
+
+
+def run_rule_actions(daemon: ActionHost, alert: Alert, dev: Device) -> None:
     try:
         daemon.actions_q.put_nowait((alert, dev))
     except asyncio.QueueFull:
         daemon.counters.inc("action_failures", reason="queue_full")
 
 
-async def actions_worker(daemon: Any) -> None:
+async def actions_worker(daemon: ActionHost) -> None:
     q: asyncio.Queue[tuple[Alert, Device]] = daemon.actions_q
     while not (daemon.stop.is_set() and q.empty()):
         try:
@@ -39,7 +59,7 @@ async def actions_worker(daemon: Any) -> None:
                 log_event(log, logging.WARNING, "action_failed", rule=alert.rule, error=str(e))
 
 
-async def _run_one(daemon: Any, action: Any, alert: Alert, dev: Device) -> None:
+async def _run_one(daemon: ActionHost, action: Action, alert: Alert, dev: Device) -> None:
     from gateway_agent.rules.rule import CommandAction, DownlinkAction
 
     if isinstance(action, CommandAction):

@@ -5,15 +5,47 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway_agent.config import load_devices
-from gateway_agent.control import ControlServer
 from gateway_agent.rules.config import MAX_DOWNLINK
 from gateway_agent.store import views
 
+if TYPE_CHECKING:
+    from gateway_agent.config import Config
+    from gateway_agent.daemon.control_server import ControlServer
+    from gateway_agent.ingest import Ingest
+    from gateway_agent.lorawan.radio import RadioFrame
+    from gateway_agent.metrics import Counters
+    from gateway_agent.sources import Source
+    from gateway_agent.store import Store
+    from gateway_agent.store.thread import StoreThread
+    from gateway_agent.upstream.forwarder import Forwarder
 
-def register(ctl: ControlServer, d: Any) -> None:  # d: gateway_agent.daemon.Daemon
+
+class CommandHost(Protocol):
+    """What the control commands read and drive in the daemon."""
+
+    cfg: Config
+    counters: Counters
+    started: float
+    started_mono: float
+    stop: asyncio.Event
+    st: StoreThread
+    store: Store
+    sources: list[Source]
+    frames: asyncio.Queue[RadioFrame]
+    ingest: Ingest
+    forwarder: Forwarder
+
+    def status_figures(self) -> dict[str, Any]: ...
+
+    def healthy(self) -> bool: ...
+
+    async def reload(self) -> dict[str, Any]: ...
+
+
+def register(ctl: ControlServer, d: CommandHost) -> None:
     call = d.st.call
     store = d.store
 

@@ -11,7 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import start_http_server
 from prometheus_client.core import (
@@ -25,6 +25,14 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from gateway_agent import __version__
 from gateway_agent.logfmt import log_event
 from gateway_agent.metrics import Counters
+
+if TYPE_CHECKING:
+    from gateway_agent.config import Config
+    from gateway_agent.ingest import Ingest
+    from gateway_agent.lorawan.radio import RadioFrame
+    from gateway_agent.store import Store
+    from gateway_agent.store.thread import StoreThread
+    from gateway_agent.upstream.forwarder import Forwarder
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +65,26 @@ def counter_families(counters: Counters) -> list[Metric]:
     return out
 
 
+class MetricsHost(Protocol):
+    """What the metrics endpoint reads from the daemon (`forwarder` and `ingest` may be unset
+    during start; the collector checks)."""
+
+    cfg: Config
+    counters: Counters
+    started_mono: float
+    frames: asyncio.Queue[RadioFrame]
+    st: StoreThread
+    store: Store
+    ingest: Ingest
+    forwarder: Forwarder
+
+    def healthy(self) -> bool: ...
+
+
 class DaemonCollector(Collector):
     """Reads the daemon at scrape time; DB figures come from `snapshot` (refreshed elsewhere)."""
 
-    def __init__(self, daemon: Any) -> None:
+    def __init__(self, daemon: MetricsHost) -> None:
         self.d = daemon
         self.snapshot: dict[str, Any] = {}
 
@@ -126,7 +150,7 @@ def _safe(fn: Any, default: Any) -> Any:
         return default
 
 
-def build_registry(daemon: Any) -> tuple[CollectorRegistry, DaemonCollector]:
+def build_registry(daemon: MetricsHost) -> tuple[CollectorRegistry, DaemonCollector]:
     from prometheus_client import ProcessCollector
 
     reg = CollectorRegistry(auto_describe=False)
@@ -136,7 +160,7 @@ def build_registry(daemon: Any) -> tuple[CollectorRegistry, DaemonCollector]:
     return reg, col
 
 
-def _db_snapshot(store: Any) -> dict[str, Any]:
+def _db_snapshot(store: Store) -> dict[str, Any]:
     return {
         "outbox": store.outbox_stats(),
         "db_size_bytes": store.size_bytes(),
@@ -144,7 +168,7 @@ def _db_snapshot(store: Any) -> dict[str, Any]:
     }
 
 
-async def serve_metrics(daemon: Any, stop: asyncio.Event) -> None:
+async def serve_metrics(daemon: MetricsHost, stop: asyncio.Event) -> None:
     """Serve /metrics on cfg.metrics.listen until `stop`. A busy port is logged and retried, never
     fatal: metrics are an aid, the radio path must keep running."""
     listen = daemon.cfg.metrics.listen
