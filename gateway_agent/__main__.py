@@ -1,3 +1,3 @@
-from gateway_agent.cli import main
+from gateway_agent.main import main
 
 main()

@@ -13,10 +13,13 @@ from gateway_agent.errors import ConfigError
 T = TypeVar("T")
 
 
-def type_name(v: object) -> str:
-    """How a TOML value is named in an error message (`an integer`, `"abc"`, `a table`)."""
+def type_name(v: object, *, literal: bool = False) -> str:
+    """How a TOML value is named in an error message (`an integer`, `"abc"`, `a table`); with
+    `literal`, booleans and numbers are shown as written (`true`, `3.5`), as rule errors do."""
     if isinstance(v, bool):
-        return "a boolean"
+        return ("true" if v else "false") if literal else "a boolean"
+    if literal and isinstance(v, int | float):
+        return repr(v)
     if isinstance(v, int):
         return "an integer"
     if isinstance(v, float):

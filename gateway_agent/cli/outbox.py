@@ -1,0 +1,102 @@
+"""`outbox status`, `watch` and `retry`: the upstream queue."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from gateway_agent.cli.app import Ctx, ask_or_read, console, emit, fail, pass_ctx
+from gateway_agent.cli.tables import ago
+from gateway_agent.store import views
+
+
+@click.group()
+def outbox() -> None:
+    """The upstream queue."""
+
+
+@outbox.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def outbox_status(c: Ctx, as_json: bool) -> None:
+    st = ask_or_read(c, "outbox", views.outbox_view)
+    if as_json:
+        emit(st)
+        return
+    if not st["depth"]:
+        click.echo("0 messages waiting: everything has reached the broker")
+        return
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(st["by_kind"].items()))
+    age = st["oldest_age_s"]
+    click.echo(
+        f"{st['depth']} messages waiting ({kinds})"
+        + (f", oldest {ago(time.time() - age)}" if age is not None else "")
+    )
+
+
+@outbox.command("watch")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=1),
+    default=3600.0,
+    show_default=True,
+    help="give up after this many seconds",
+)
+@click.option(
+    "--interval", "interval_s", type=click.FloatRange(min=0.1), default=1.0, show_default=True
+)
+@pass_ctx
+def outbox_watch(c: Ctx, timeout_s: float, interval_s: float) -> None:
+    """Watch a backlog drain upstream, with a progress bar (needs the daemon running).
+    Exit 0 once the outbox is empty, 1 on timeout."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    if not c.online:
+        fail("the daemon is not running (nothing drains the outbox)")
+    start = int(c.act("outbox")["depth"])
+    deadline = time.monotonic() + timeout_s
+    with Progress(
+        TextColumn("draining"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("outbox", total=max(start, 1), rate="")
+        last_depth, last_t = start, time.monotonic()
+        while True:
+            depth = int(c.act("outbox")["depth"])
+            now = time.monotonic()
+            if depth > start:  # new readings arrived faster than the drain: grow the bar
+                start = depth
+                bar.update(task, total=start)
+            rate = (last_depth - depth) / max(now - last_t, 1e-6)
+            last_depth, last_t = depth, now
+            bar.update(task, completed=start - depth, rate=f"{max(rate, 0):.0f} msg/s")
+            if depth == 0:
+                bar.update(task, completed=start or 1)
+                break
+            if now >= deadline:
+                fail(f"outbox still holds {depth} messages after {timeout_s:.0f} s")
+            time.sleep(interval_s)
+    click.echo("outbox empty: everything has reached the broker")
+
+
+@outbox.command("retry")
+@pass_ctx
+def outbox_retry(c: Ctx) -> None:
+    """Reconnect upstream now instead of waiting for the backoff."""
+    if not c.online:
+        fail("the daemon is not running")
+    c.act("outbox_retry")
+    click.echo("upstream retry requested")
