@@ -1,11 +1,8 @@
-"""SQLite store: devices, sessions, readings, outbox, alerts, rule state. WAL, group commit, cap.
+"""SQLite store (WAL, group commit, disk cap), one module per table as ChirpStack's `storage/`.
 
-Storage by table (as ChirpStack's `storage/`): each table's SQL lives in its own module as plain
-functions taking the connection (devices, outbox, history, gateways, downlink_queue; migrations,
-the group commit in batch, the cap in capacity, drop counts in drops). They open no transaction
-and take no lock: `Store` (store.py), the facade everyone imports, does both (db.SqliteFile) and
-keeps the process state (outbox seq floor, deferred acks), so the per-table modules stay
-stateless and a hot path costs one extra call per batch, nothing per row.
+Table modules are plain functions over the connection with no lock or transaction of their own;
+`Store` (store.py), the facade everyone imports, adds both (db.SqliteFile) and keeps the process
+state, so a hot path costs one extra call per batch and nothing per row.
 """
 
 from gateway_agent.store.batch import Batch

@@ -1,7 +1,5 @@
 """The disk cap and shedding (invariant 4): what goes, in which order, when the file must shrink.
-
-Each drop is counted (store/drops.py) in the transaction that makes it; `on_drop` tells the
-owner that counts are waiting to be reported.
+Each drop is counted (store/drops.py) in its own transaction; `on_drop` tells the owner.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
 """The `devices` and `dev_nonces` tables: provisioning, sessions, frame counters, join nonces.
-
-Functions take the connection and run inside the caller's lock or transaction. The per-uplink
-FCnt and last-seen updates ride in the group commit (store/batch.py).
+Per-uplink FCnt and last-seen updates ride in the group commit (store/batch.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
 """The history tables: `readings`, `alerts` and `rule_state`, read by the CLI and the rules.
-
-Functions take the connection and run inside the caller's lock or transaction; new rows arrive
-in the group commit (store/batch.py).
+New rows arrive in the group commit (store/batch.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
 """Schema migrations: a registry filled by `@migration(n)`, applied in order at open.
-
 A file newer than this agent is refused rather than guessed at.
 """
 

@@ -1,8 +1,5 @@
 """The `outbox` table: what waits for the broker's PUBACK (invariant 2), read by (priority, seq).
-
-Functions take the connection and run inside the caller's lock or transaction. The drain
-(fetch_readings, delete_ranges, drop_unreadable) works per batch: no per-row Python beyond
-what SQLite hands back.
+The drain (fetch_readings, delete_ranges, drop_unreadable) costs per batch, not per row.
 """
 
 from __future__ import annotations
@@ -64,7 +61,7 @@ def insert(db: sqlite3.Connection, next_seq: int, rows: Sequence[OutboxTuple]) -
 
 
 def fetch(db: sqlite3.Connection, limit: int, after: tuple[int, int] | None) -> list[OutboxRow]:
-    """Oldest first within priority, after (priority, seq) `after`. Used by tests and tools;
+    """Oldest first within priority, after (priority, seq) `after`. Only tests call it today;
     the forwarder reads with `fetch_urgent` and `fetch_readings`."""
     cols = "SELECT seq, priority, kind, dev_eui, topic, msg_id, body, created FROM outbox"
     prio, seq = after if after is not None else (-1, -1)

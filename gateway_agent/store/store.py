@@ -191,8 +191,8 @@ class Store:
     def outbox_fetch(self, limit: int, after: tuple[int, int] | None = None) -> list[OutboxRow]:
         """Oldest first within priority (alerts, events, readings), after the (priority, seq)
         `after`. Seq order is FCnt order per device. Two reads: alerts and events by their
-        partial index, readings by seq. Tests and tools only: the forwarder reads with
-        `outbox_fetch_urgent` and `outbox_fetch_readings`."""
+        partial index, readings by seq. Only tests call it today (kept for tools): the
+        forwarder reads with `outbox_fetch_urgent` and `outbox_fetch_readings`."""
         with self._lock:
             return outbox.fetch(self.db, limit, after)
 
