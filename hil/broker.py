@@ -14,6 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from hil.ports import free_port
+
+__all__ = ["Mosquitto", "find_mosquitto", "free_port"]
+
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
@@ -23,12 +27,6 @@ def find_mosquitto() -> str | None:
         if p:
             return p
     return None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 class Mosquitto:

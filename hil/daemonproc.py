@@ -1,8 +1,10 @@
 """The real daemon as a subprocess (`python -m gateway_agent run --config FILE`): start, SIGKILL,
-restart, readiness through its control socket, CPU seconds and peak RSS from /proc."""
+restart, readiness through its control socket, CPU seconds and peak RSS from /proc. The one
+launcher: hil runs, the benchmarks and tests/agentproc.Agent all start the daemon through it."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +15,8 @@ from pathlib import Path
 from gateway_agent.control import request
 from gateway_agent.errors import ControlError
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def _proc_figures(pid: int) -> tuple[float, int] | None:
     """(CPU seconds, VmHWM kB) of a live process, None when it is gone."""
@@ -22,8 +26,6 @@ def _proc_figures(pid: int) -> tuple[float, int] | None:
     except OSError:
         return None
     fields = stat.rsplit(")", 1)[1].split()
-    import os
-
     tick = os.sysconf("SC_CLK_TCK")
     cpu = (int(fields[11]) + int(fields[12])) / tick
     hwm = 0
@@ -48,11 +50,14 @@ class DaemonProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout_s: float = 20.0) -> None:
+    def start(self, timeout_s: float = 20.0, env: dict[str, str] | None = None) -> None:
+        """Launch and wait until the control socket answers `ping`; `env` adds to os.environ.
+        Raises RuntimeError (with the log) if the daemon exits or stays silent `timeout_s`."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway_agent", "run", "--config", str(self.config)],
             stdout=subprocess.DEVNULL,
             stderr=open(self.log_path, "ab"),  # noqa: SIM115
+            env={**os.environ, **env} if env else None,
             cwd=self.cwd,
         )
         self.starts += 1
@@ -60,13 +65,17 @@ class DaemonProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"agent exited {self.proc.returncode}: {self.tail()}")
+                raise RuntimeError(f"agent exited {self.proc.returncode}:{self.failure_log()}")
             try:
                 request(self.control, "ping", timeout_s=1)
                 return
             except ControlError:
                 time.sleep(0.05)
-        raise RuntimeError(f"agent did not come up: {self.tail()}")
+        raise RuntimeError(f"agent did not come up:{self.failure_log()}")
+
+    def failure_log(self) -> str:
+        """What a failed start appends to its message: the log's last lines."""
+        return " " + self.tail()
 
     def sample(self) -> None:
         if self.proc is None:

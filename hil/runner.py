@@ -22,17 +22,17 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from hil.broker import Mosquitto
 from hil.channel import Channel, ChannelParams, Position, Reception
-from hil.daemonproc import DaemonProcess
+from hil.daemonproc import REPO, DaemonProcess
 from hil.fleet import FleetDevice, build_fleet, devices_file_entries
 from hil.forwarder import Downlink, PacketForwarder, RxMeta
 from hil.lorawan_crypto import LorawanSimError, build_data_frame
 from hil.lorawan_device import AirTx, choose_dr
 from hil.modem import MODEMS, ModemEmulator
+from hil.ports import free_udp_port
 from hil.report import UplinkRecord, Upstream, build_report, render
 from hil.scenario import Fault, Scenario, write_private
 
 TOPIC_PREFIX = "hil"
-REPO = Path(__file__).resolve().parent.parent
 KILL_RISK_S = 1.0
 FETCH_MAX = 8  # rxpk per PUSH_DATA when batching (lora_pkt_fwd's NB_PKT_MAX)
 SLEEP_MIN_S = 0.002
@@ -202,7 +202,7 @@ class Run:
             workdir=mdir, extra_conf=f"persistence true\npersistence_location {mdir}/"
         )
         self.broker.start()
-        udp_port = _free_udp_port()
+        udp_port = free_udp_port()
         for spec in self.scn.modems:
             m = MODEMS[spec.format](self.dir, name=f"tty{spec.format}")
             m.plug()
@@ -583,14 +583,6 @@ def _child_cpu_s(pid: int | None) -> float | None:
     except OSError:
         return None
     return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
-
-
-def _free_udp_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def run_scenario(

@@ -21,11 +21,11 @@ from typing import Any
 import tomli_w
 
 from hil.broker import Mosquitto
-from hil.daemonproc import DaemonProcess
+from hil.daemonproc import REPO, DaemonProcess
 from hil.lorawan_crypto import build_data_frame
+from hil.ports import free_udp_port
 from hil.sensors import SensorModel, make_model
 
-REPO = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- transcripts:begin -->", "<!-- transcripts:end -->"
 GATEWAY_EUI = bytes.fromhex("b827ebfffe6c1a2b")
 SIM_STEP_S = 600.0  # simulated seconds per feeding step (one uplink per device)
@@ -152,12 +152,6 @@ def send_step(gw: Gwmp, devices: list[SimDevice], k: int) -> None:
             )
         )
         d.fcnt += 1
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cli_env() -> dict[str, str]:

@@ -1,14 +1,12 @@
-"""Test harness: the real daemon as a subprocess, a real MQTT subscriber, GWMP datagrams over UDP."""
+"""Test harness: the real daemon as a subprocess (through hil.daemonproc), a real MQTT subscriber,
+GWMP datagrams over UDP."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,15 +16,8 @@ import paho.mqtt.client as mqtt
 import tomli_w
 
 from gateway_agent.control import request
-from gateway_agent.errors import ControlError
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from hil.daemonproc import REPO, DaemonProcess
+from hil.ports import free_udp_port
 
 
 def write_toml(path: Path, doc: dict[str, Any], mode: int = 0o600) -> None:
@@ -34,7 +25,7 @@ def write_toml(path: Path, doc: dict[str, Any], mode: int = 0o600) -> None:
     path.chmod(mode)
 
 
-class Agent:
+class Agent(DaemonProcess):
     """`gateway-agent run` in a subprocess with its own state dir, config and devices file."""
 
     def __init__(
@@ -78,33 +69,22 @@ class Agent:
         self.cfg = cfg
         self.config_path = tmp / "agent.toml"
         write_toml(self.config_path, cfg)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = tmp / "agent.log"
-
-    @property
-    def control(self) -> Path:
-        return self.state / "control.sock"
-
-    def start(self, timeout_s: float = 15.0, env: dict[str, str] | None = None) -> None:
-        e = dict(os.environ)
-        e.update(env or {})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway_agent", "run", "--config", str(self.config_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.log_path, "ab"),  # noqa: SIM115
-            env=e,
+        super().__init__(
+            self.config_path,
+            self.state / "control.sock",
+            self.state / "agent.db",
+            tmp / "agent.log",
             cwd=REPO,
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"agent exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                request(self.control, "ping", timeout_s=1)
-                return
-            except ControlError:
-                time.sleep(0.05)
-        raise RuntimeError(f"agent did not come up:\n{self.log()}")
+
+    def start(self, timeout_s: float = 15.0, env: dict[str, str] | None = None) -> None:
+        super().start(timeout_s, env)
+
+    def stop(self, timeout_s: float = 10.0) -> int:
+        return super().stop(timeout_s)
+
+    def failure_log(self) -> str:
+        return "\n" + self.log()
 
     def ask(self, cmd: str, **args: Any) -> Any:
         return request(self.control, cmd, **args)
@@ -115,25 +95,8 @@ class Agent:
         except OSError:
             return ""
 
-    def stop(self, timeout_s: float = 10.0) -> int:
-        if self.proc is None:
-            return 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.proc = None
-        return rc
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
     def counters(self) -> dict[str, int]:
+        """Raises ControlError when the daemon does not answer (DaemonProcess's returns {})."""
         return dict(self.ask("counters"))
 
     def counter(self, prefix: str) -> int:

@@ -13,8 +13,6 @@ import json
 import os
 import platform
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,15 +21,10 @@ from typing import Any
 import tomli_w
 
 from gateway_agent.control import request
-from gateway_agent.errors import ControlError
 from hil.bench.meta import git_commit
+from hil.daemonproc import DaemonProcess
 from hil.lorawan_crypto import build_data_frame
-
-
-def _port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from hil.ports import free_udp_port
 
 
 def _thread_cpu(pid: int) -> dict[str, float]:
@@ -61,7 +54,7 @@ def run_ingest(
     n_uplinks: int, n_devices: int, per_datagram: int, synchronous: str
 ) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="ga-bench-ingest-"))
-    port = _port()
+    port = free_udp_port()
     keys = [(bytes.fromhex(f"26{i:06x}"), os.urandom(16), os.urandom(16)) for i in range(n_devices)]
     devices_doc = {
         "device": [
@@ -121,21 +114,12 @@ def run_ingest(
         + json.dumps({"rxpk": rxpks[i : i + per_datagram]}, separators=(",", ":")).encode()
         for i in range(0, n_uplinks, per_datagram)
     ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway_agent", "run", "--config", str(cfg)],
-        stderr=open(tmp / "agent.log", "wb"),  # noqa: SIM115
-    )
     control = tmp / "state" / "control.sock"
+    daemon = DaemonProcess(cfg, control, tmp / "state" / "agent.db", tmp / "agent.log")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                request(control, "ping", timeout_s=1)
-                break
-            except ControlError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError((tmp / "agent.log").read_text()) from None
-                time.sleep(0.05)
+        daemon.start(timeout_s=30)
+        assert daemon.proc is not None
+        pid = daemon.proc.pid
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
 
@@ -143,7 +127,7 @@ def run_ingest(
             c = request(control, "counters")
             return int(c.get("readings_accepted", 0))
 
-        cpu0 = _thread_cpu(proc.pid)
+        cpu0 = _thread_cpu(pid)
         t0 = time.perf_counter()
         sent = acked = 0
         window = (
@@ -169,11 +153,10 @@ def run_ingest(
             # second cost it ~4 % of its time. Poll finely only near the end.
             time.sleep(0.1 if done < 0.95 * n_uplinks else 0.01)
         elapsed = time.perf_counter() - t0
-        cpu1 = _thread_cpu(proc.pid)
+        cpu1 = _thread_cpu(pid)
         counters = request(control, "counters")
     finally:
-        proc.terminate()
-        proc.wait(10)
+        daemon.stop(timeout_s=10)
     return {
         "uplinks": n_uplinks,
         "devices": n_devices,

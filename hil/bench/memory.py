@@ -27,12 +27,13 @@ from gateway_agent.model import Reading, reading_id
 from gateway_agent.store import PRIO_READING, Batch, Store
 from gateway_agent.upstream.formats import dumps, uplink_message
 from hil.bench.meta import git_commit
-from hil.broker import Mosquitto, free_port
-from hil.daemonproc import DaemonProcess
+from hil.broker import Mosquitto
+from hil.daemonproc import REPO, DaemonProcess
 from hil.fleet import FleetDevice
 from hil.forwarder import PacketForwarder, RxMeta
 from hil.lorawan_crypto import build_data_frame
-from hil.runner import REPO, Run, _free_udp_port
+from hil.ports import free_port, free_udp_port
+from hil.runner import Run
 from hil.scenario import FleetGroup, GatewaySpec, Scenario
 
 TARGET_MIB = 80.0
@@ -274,7 +275,7 @@ async def run_memory(
     run = Run(_scenario(n_devices, seed=80), work)
     fleet = run.fleet
     broker_port = free_port()
-    udp_port = _free_udp_port()
+    udp_port = free_udp_port()
     cfg = run.write_agent_files(broker_port, udp_port)
     db_path = work / "state" / "agent.db"
     prefill_s = prefill(db_path, fleet, run.gateway_id, backlog)
