@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.text import Text
 
-from gateway_agent.cli import chart
+import gateway_agent.cli.chart as chart
 from gateway_agent.cli.app import (
     Ctx,
     ask_or_read,

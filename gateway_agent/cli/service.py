@@ -32,7 +32,7 @@ def service() -> None:
 @click.option("--dry-run", is_flag=True, help="print what would be done, change nothing")
 def service_install(prefix: str, root: str, dry_run: bool) -> None:
     """Install the unit, sysusers.d and tmpfiles.d files; create the user; reload systemd."""
-    from gateway_agent.cli import systemd as svc
+    import gateway_agent.cli.systemd as svc
 
     if not prefix.startswith("/"):
         raise click.BadParameter("must be an absolute path", param_hint="--prefix")
