@@ -18,7 +18,7 @@ from gateway_agent.errors import ControlError
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _proc_figures(pid: int) -> tuple[float, int] | None:
+def proc_figures(pid: int) -> tuple[float, int] | None:
     """(CPU seconds, VmHWM kB) of a live process, None when it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -80,7 +80,7 @@ class DaemonProcess:
     def sample(self) -> None:
         if self.proc is None:
             return
-        f = _proc_figures(self.proc.pid)
+        f = proc_figures(self.proc.pid)
         if f is not None:
             self.cpu_now = f[0]
             self.peak_kb = max(self.peak_kb, f[1])

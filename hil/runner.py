@@ -5,104 +5,41 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import json
 import os
 import random
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-import tomli_w
-from paho.mqtt.enums import CallbackAPIVersion
-
+from hil.agentfiles import TOPIC_PREFIX, write_agent_files
 from hil.broker import Mosquitto
 from hil.channel import Channel, ChannelParams, Position, Reception
 from hil.daemonproc import REPO, DaemonProcess
-from hil.fleet import FleetDevice, build_fleet, devices_file_entries
+from hil.fleet import FleetDevice, build_fleet
 from hil.forwarder import Downlink, PacketForwarder, RxMeta
 from hil.lorawan_crypto import LorawanSimError, build_data_frame
 from hil.lorawan_device import AirTx, choose_dr
 from hil.modem import MODEMS, ModemEmulator
 from hil.ports import free_udp_port
-from hil.report import UplinkRecord, Upstream, build_report, render
-from hil.scenario import Fault, Scenario, write_private
+from hil.report import UplinkRecord, build_report, render
+from hil.runstats import child_cpu_s, own_cpu_s, slot_values, sum_device_stats
+from hil.scenario import Fault, Scenario
+from hil.subscriber import Subscriber
 
-TOPIC_PREFIX = "hil"
-KILL_RISK_S = 1.0
+KILL_RISK_S = 1.0  # uplinks forwarded this long before a SIGKILL may legally be uncommitted
 FETCH_MAX = 8  # rxpk per PUSH_DATA when batching (lora_pkt_fwd's NB_PKT_MAX)
 SLEEP_MIN_S = 0.002
 BURST_MAX = 32
-RETX_WALL_S = 3.0  # no ACK this long (wall) after a confirmed uplink: retransmit  # uplinks forwarded this long before a SIGKILL may legally be uncommitted
-
-
-class Subscriber:
-    """paho-mqtt upstream consumer: `{prefix}/{gateway_id}/#`, QoS 1, records arrival times."""
-
-    def __init__(self, port: int, topic: str, live: bool, names: dict[str, str]) -> None:
-        self.up = Upstream()
-        self.lock = threading.Lock()
-        self.live, self.names = live, names
-        # A persistent session on a persistent broker: readings the agent publishes right after
-        # an outage, before this client has resubscribed, are queued for it, not dropped.
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"hil-{os.getpid()}", clean_session=False
-        )
-        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 1.0)  # type: ignore[arg-type]  # floats work
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        now = time.monotonic()
-        try:
-            body = json.loads(msg.payload)
-        except ValueError:
-            return
-        if not isinstance(body, dict):
-            return
-        with self.lock:
-            if msg.topic.endswith("/up"):
-                rid = str(body.get("id"))
-                self.up.first_seen.setdefault(rid, now)
-                self.up.count[rid] = self.up.count.get(rid, 0) + 1
-                self.up.measurements[rid] = body.get("measurements") or {}
-            elif msg.topic.endswith("/alert"):
-                self.up.alerts.append(body)
-            elif msg.topic.endswith("/events"):
-                self.up.events.append(body)
-        if self.live:
-            self._print(msg.topic, body)
-
-    def _print(self, topic: str, body: dict[str, Any]) -> None:
-        name = self.names.get(str(body.get("devEui")), str(body.get("devEui")))
-        if topic.endswith("/up"):
-            m = body.get("measurements") or {}
-            vals = "  ".join(f"{k}={v}" for k, v in sorted(m.items()) if k != "battery_pct")
-            print(f"  reading  {name:<14} fcnt={body.get('fCnt'):<5} {vals}", flush=True)
-        elif topic.endswith("/alert"):
-            print(
-                f"  ALERT    {name:<14} {body.get('rule')} {body.get('state')} "
-                f"{body.get('measurement')}={body.get('value')}",
-                flush=True,
-            )
-        elif topic.endswith("/events"):
-            print(f"  event    {body}", flush=True)
-
-    def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+RETX_WALL_S = 3.0  # no ACK this long (wall) after a confirmed uplink: retransmit
 
 
 class Run:
     def __init__(self, scn: Scenario, workdir: Path, live: bool = False) -> None:
         t0 = time.monotonic()
-        self.cpu0 = _own_cpu_s()
+        self.cpu0 = own_cpu_s()
         self.broker_cpu_s: float | None = None
         self.scn, self.dir, self.live = scn, workdir, live or scn.live
         self.rng = random.Random(scn.seed)
@@ -138,52 +75,17 @@ class Run:
     def write_agent_files(
         self, broker_port: int, udp_port: int, max_db_mb: float | None = None
     ) -> Path:
-        state = self.dir / "state"
-        devices = self.dir / "devices.toml"
-        write_private(devices, tomli_w.dumps({"device": devices_file_entries(self.fleet)}))
-        sources: list[dict[str, Any]] = [{"type": "gwmp", "listen": f"127.0.0.1:{udp_port}"}]
-        for i, (spec, m) in enumerate(zip(self.scn.modems, self.modems, strict=True)):
-            sources.append(
-                {
-                    "type": "serial",
-                    "name": f"modem{i}",
-                    "port": str(m.path),
-                    "format": spec.format,
-                    "freq_hz": spec.freq_hz,
-                    "sf": spec.sf,
-                    "reopen_max_s": 0.5,
-                }
-            )
-        cfg: dict[str, Any] = {
-            "agent": {
-                "gateway_id": self.gateway_id,
-                "state_dir": str(state),
-                "devices_file": str(devices),
-            },
-            "sources": sources,
-            "upstream": {
-                "host": "127.0.0.1",
-                "port": broker_port,
-                "topic_prefix": TOPIC_PREFIX,
-                "format": "json",
-                "backoff_initial_s": 0.2,
-                "backoff_max_s": 1.0,
-            },
-            "store": {"commit_interval_ms": 20},
-            "lorawan": {"dedup_window_ms": 150},
-        }
-        for k, v in self.scn.agent_config.items():
-            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
-                cfg[k].update(v)
-            else:
-                cfg[k] = v
-        if max_db_mb is not None:
-            cfg["store"]["max_db_mb"] = max_db_mb
-        if self.scn.rules:
-            cfg["rules"] = [dict(r) for r in self.scn.rules]
-        path = self.dir / "agent.toml"
-        write_private(path, tomli_w.dumps(cfg))
-        return path
+        modem_paths = [m.path for m in self.modems]
+        return write_agent_files(
+            self.dir,
+            self.scn,
+            self.fleet,
+            self.gateway_id,
+            modem_paths,
+            broker_port,
+            udp_port,
+            max_db_mb,
+        )
 
     def push(self, when: float, kind: str, arg: Any = None) -> None:
         self.seq += 1
@@ -255,7 +157,7 @@ class Run:
             self.sub.close()
             for m in self.modems:
                 m.close()
-            self.broker_cpu_s = _child_cpu_s(self.broker.proc.pid if self.broker.proc else None)
+            self.broker_cpu_s = child_cpu_s(self.broker.proc.pid if self.broker.proc else None)
             self.broker.stop()
             shutil.rmtree(self.broker_dir, ignore_errors=True)
         extra = {
@@ -265,15 +167,15 @@ class Run:
             "daemon_cpu_s": round(self.daemon.cpu_s, 2),
             "daemon_peak_rss_mib": round(self.daemon.peak_kb / 1024, 1),
             "daemon_starts": self.daemon.starts,
-            "simulator_cpu_s": round(_own_cpu_s() - self.cpu0, 2),
+            "simulator_cpu_s": round(own_cpu_s() - self.cpu0, 2),
             "broker_cpu_s": self.broker_cpu_s,
             "phases_s": self.phases,
             "channel": vars(self.channel.stats)
             if hasattr(self.channel.stats, "__dict__")
-            else _slots(self.channel.stats),
-            "forwarders": [_slots(f.stats) for f in self.forwarders],
-            "modems": [_slots(m.stats) for m in self.modems],
-            "devices_stats": _sum_stats(self.fleet),
+            else slot_values(self.channel.stats),
+            "forwarders": [slot_values(f.stats) for f in self.forwarders],
+            "modems": [slot_values(m.stats) for m in self.modems],
+            "devices_stats": sum_device_stats(self.fleet),
             "agent_counters": counters,
             "notes": self.notes,
         }
@@ -555,34 +457,6 @@ def _shift_iso(value: Any, jump_s: float) -> Any:
         return value
     t = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(seconds=jump_s)
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _slots(obj: Any) -> dict[str, Any]:
-    return {k: getattr(obj, k) for k in getattr(obj, "__slots__", ())}
-
-
-def _sum_stats(fleet: list[FleetDevice]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for d in fleet:
-        for k, v in _slots(d.stack.stats).items():
-            out[k] = out.get(k, 0) + v
-    return out
-
-
-def _own_cpu_s() -> float:
-    """CPU seconds of this process, every thread (the subscriber's included)."""
-    t = os.times()
-    return t.user + t.system
-
-
-def _child_cpu_s(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
 
 
 async def run_scenario(

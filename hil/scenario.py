@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -247,14 +246,3 @@ def read_scenario(name_or_path: str) -> Scenario:
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{path}: not valid TOML: {e}") from e
     return load_scenario(doc, path.stem)
-
-
-# -- writing the agent's files ------------------------------------------------------------
-
-
-def write_private(path: Path, text: str) -> None:
-    """Create a file 0600 from the start (it holds keys)."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)

@@ -6,17 +6,16 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import tomli_w
 
 from gateway_agent.config import load_devices
-from hil.fleet import build_fleet, devices_file_entries
+from hil.agentfiles import write_devices_file
+from hil.fleet import build_fleet
 from hil.report import UplinkRecord, Upstream, build_report, percentile
 from hil.scenario import (
     SCENARIO_DIR,
     ScenarioError,
     load_scenario,
     read_scenario,
-    write_private,
 )
 
 CI = ("outage", "crash_restart", "otaa_fleet", "multi_gateway", "attack")
@@ -59,7 +58,7 @@ def test_devices_file_is_private_and_the_agent_accepts_it(tmp_path: Path) -> Non
     )
     fleet = build_fleet(scn)
     path = tmp_path / "devices.toml"
-    write_private(path, tomli_w.dumps({"device": devices_file_entries(fleet)}))
+    write_devices_file(path, fleet)
     assert path.stat().st_mode & 0o777 == 0o600
     devs = load_devices(tomllib.loads(path.read_text()))
     assert [d.dev_eui for d in devs] == [f.dev_eui for f in fleet]
