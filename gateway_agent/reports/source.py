@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -56,7 +57,8 @@ def load_devices(db: sqlite3.Connection) -> list[Device]:
 
 
 def _number(v: Any) -> Any:
-    return v if isinstance(v, int | float) and not isinstance(v, bool) else None
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    return v if ok else None
 
 
 def stream_rows(
