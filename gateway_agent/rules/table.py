@@ -8,24 +8,14 @@ from typing import Any, TypeVar
 
 from gateway_agent.errors import ConfigError
 from gateway_agent.rules.duration import parse_duration
-from gateway_agent.tomltable import TomlTable
+from gateway_agent.tomltable import TomlTable, type_name
 
 T = TypeVar("T")
 
 
 def show(v: object) -> str:
-    """How a TOML value is named in an error message."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return f"{v!r}"
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, list):
-        return "an array"
-    if isinstance(v, dict):
-        return "a table"
-    return type(v).__name__
+    """How a TOML value is named in a rule error: booleans and numbers as written."""
+    return type_name(v, literal=True)
 
 
 class Table(TomlTable):

@@ -18,7 +18,7 @@ from gateway_agent.store.outbox import (
     OutboxRow,
     OutboxTuple,
 )
-from gateway_agent.store.store import Store, log_store_event
+from gateway_agent.store.store import Store
 
 __all__ = [
     "CAP_HIGH",
@@ -35,7 +35,6 @@ __all__ = [
     "OutboxRow",
     "OutboxTuple",
     "Store",
-    "log_store_event",
     "migrate",
     "migration",
 ]

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from gateway_agent.errors import DiskFullError
-from gateway_agent.logfmt import log_event
 from gateway_agent.model import Device
 from gateway_agent.store import (
     batch,
@@ -337,6 +336,3 @@ class Store:
         self.drops_unreported = False
         return out
 
-
-def log_store_event(event: str, **fields: Any) -> None:
-    log_event(log, logging.WARNING, event, **fields)
