@@ -180,18 +180,7 @@ class Forwarder:
         }
 
     def push(self, *phys: bytes, wait_ack: bool = True, **kw: Any) -> bytes | None:
-        self.token = (self.token + 1) & 0xFFFF
-        body = json.dumps({"rxpk": [self.rxpk(p, **kw) for p in phys]}).encode()
-        self.sock.sendto(
-            b"\x02" + self.token.to_bytes(2, "big") + b"\x00" + self.eui + body,
-            ("127.0.0.1", self.port),
-        )
-        if not wait_ack:
-            return None
-        try:
-            return self.sock.recv(64)
-        except TimeoutError:
-            return None
+        return self.push_rxpk([self.rxpk(p, **kw) for p in phys], wait_ack)
 
     def push_rxpk(self, rxpks: list[dict[str, Any]], wait_ack: bool = True) -> bytes | None:
         self.token = (self.token + 1) & 0xFFFF
