@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import subprocess
 
+from hil.daemonproc import REPO
+
 
 def git_commit() -> str:
-    """Short hash of HEAD in the current directory; "" when git or the repository is missing."""
+    """Short hash of the repository's HEAD (the code being measured, wherever the bench is run
+    from); "" when git or the repository is missing."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=REPO,
         )
     except (OSError, subprocess.SubprocessError):
         return ""
