@@ -1,4 +1,5 @@
-"""Upstream message structures (ChirpStack v4 field names where they apply) and their JSON.
+"""Upstream message structures (ChirpStack v4 field names where they apply), their topics and
+their JSON. Pure: no IO.
 
 The wire forms (CBOR, what the outbox stores per format) are in `gateway_agent.upstream.wire`.
 camelCase lives here and there only.
@@ -18,7 +19,20 @@ import orjson
 from gateway_agent.lorawan.radio import RxInfo
 from gateway_agent.model import Alert, Reading
 
-BATCH_TOPIC = "batch/up"
+# Topics, below `{topic_prefix}/{gateway_id}/` (DESIGN.md "Upstream messages").
+EVENTS_TOPIC = "events"
+STATUS_TOPIC = "status"  # retained; the last will says "offline"
+BATCH_TOPIC = "batch/up"  # CBOR batches of readings
+
+
+def uplink_topic(dev_eui: str) -> str:
+    """`devices/{dev_eui}/up`, dev_eui as lowercase hex."""
+    return f"devices/{dev_eui}/up"
+
+
+def alert_topic(dev_eui: str) -> str:
+    """`devices/{dev_eui}/alert`, dev_eui as lowercase hex."""
+    return f"devices/{dev_eui}/alert"
 
 
 _SECONDS: dict[int, str] = {}  # whole second -> "YYYY-mm-ddTHH:MM:SS"
@@ -152,6 +166,14 @@ def alert_message(a: Alert) -> dict[str, Any]:
 def event_message(event_id: str, kind: str, t: float, data: Mapping[str, Any]) -> dict[str, Any]:
     """An `events` object: data dropped, config reloaded, clock jump, database recovered, ..."""
     return {"id": event_id, "event": kind, "time": iso_time(t), **dict(data)}
+
+
+def status_message(
+    state: str, gateway_id: str, t: float, figures: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The retained `status` object: `online` with the daemon's figures, or `offline` (the last
+    will). `time` is epoch seconds here, as it always was."""
+    return {"state": state, "gatewayId": gateway_id, "time": t, **figures}
 
 
 def dumps(obj: Mapping[str, Any]) -> str:
