@@ -150,3 +150,18 @@ def test_batches_fill_while_the_previous_one_commits(tmp_path: Path) -> None:
     outbox = ing.store.db.execute("SELECT count(*) FROM outbox").fetchone()[0]
     assert outbox == 300
     assert ing.store.device(ABP_EUI)[1]["fcnt_up"] == 299  # type: ignore[index]
+
+
+def test_a_reloaded_config_reaches_the_rules(tmp_path: Path) -> None:
+    """SIGHUP swaps `ingest.cfg`: the new config's rules judge the very next reading."""
+    ing = _make(tmp_path, _direct)
+    ing.handle_group(_group(build_data_frame(2, ADDR, 1, NWK, APP, f_port=1, payload=LPP)))
+    assert not ing.batch.rule_state
+    cfg_file = tmp_path / "agent.toml"
+    cfg_file.write_text(
+        cfg_file.read_text() + '[[rules]]\nname = "warm"\nkind = "threshold"\n'
+        'measurement = "temperature_c"\nabove = 20.0\nclear = 19.0\nseverity = "warning"\n'
+    )
+    ing.cfg = read_config(cfg_file)
+    ing.handle_group(_group(build_data_frame(2, ADDR, 2, NWK, APP, f_port=1, payload=LPP)))
+    assert list(ing.batch.rule_state) == [("warm", ABP_EUI.hex())]
