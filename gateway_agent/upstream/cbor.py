@@ -22,9 +22,10 @@ from gateway_agent.upstream.formats import json_default
 # extras) stay text: an integer key is always a label, since JSON has only text keys. Two fields
 # that repeat others of the same reading are left out and restored by the decoder: `id` when it
 # is `{gatewayId}:{devEui}:{fCnt}` (DESIGN.md invariant 2), `deviceInfo.devEui` when = `devEui`.
-# The writer below writes CBOR itself (decoding stays cbor2): cbor2 plus a Python pass over each
-# message cost ~50 us a reading, and cbor2 cannot say where each string lies in its output, which
-# is what lets the drain splice references into stored items without decoding them.
+# The writer below writes CBOR itself (decoding stays cbor2): cbor2 cannot say where each string
+# lies in its output, which is what lets the drain splice references into stored items without
+# decoding them; cbor2 doing the drain's job costs ~6x ours per batch (hil/bench/cbor.py, figures
+# and the decision in docs/cbor-encoder.md).
 
 LABELS: dict[str, int] = {
     name: i
