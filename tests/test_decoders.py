@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -278,22 +276,3 @@ def test_fuzz_structured_prefixes(prefix: str, tail: bytes) -> None:
         except CodecError:
             continue
         assert set(d.measurements) <= NORMALIZED_MEASUREMENTS
-
-
-# --- purity: architecture-parts.json "never" list -------------------------------------------
-
-
-def test_decoders_import_no_forbidden_parts() -> None:
-    forbidden = ("gateway_agent.store", "gateway_agent.daemon", "gateway_agent.lorawan",
-                 "gateway_agent.upstream.forwarder", "gateway_agent.sources", "logging", "socket", "sqlite3")  # fmt: skip
-    root = Path(decoders.__file__).parent
-    for path in root.glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for name in names:
-                assert not name.startswith(forbidden), f"{path.name} imports {name}"
