@@ -28,14 +28,9 @@ from gateway_agent.config import read_config
 from gateway_agent.daemon import Daemon
 from hil.bench.meta import git_commit
 from hil.lorawan_crypto import build_data_frame, build_join_request
+from hil.ports import free_udp_port
 
 GATEWAY = bytes.fromhex("b827ebfffe6c1a2b")
-
-
-def _port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _push(rxpk_phys: list[bytes], tmst: int) -> bytes:
@@ -158,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     tmp = Path(tempfile.mkdtemp(prefix="ga-bench-joins-"))
-    port = _port()
+    port = free_udp_port()
     cfg, otaa, abp = _setup(tmp, port, a.devices, 200)
     rounds = []
     for r in range(a.rounds):
