@@ -122,14 +122,18 @@ def test_missed_queued_downlink_waits_for_the_next_uplink(
     ing: tuple[Downlinks, list[DownlinkTx]],
 ) -> None:
     i, sent = ing
-    eui = bytes.fromhex("70b3d57ed0000001")
+    s = _session()
+    eui = s.dev_eui
     seq = i.store.queue_downlink(eui, 10, b"\xca\xfe")
     (row,) = i.store.pending_downlinks()
-    i.store.mark_downlink_sent(seq, 3)  # what _ack does when it builds the frame
+    i.enqueue(eui, seq, 10, b"\xca\xfe")
+    assert i.answer(s, _heard(9), ack=False, empty_ok=False) is not None  # FCntDown 0
+    _commit(i)  # the answer's batch: its "sent" mark and FCntDown commit before it is sent
     assert i.store.pending_downlinks() == []
     tx = lw_region.class_a_tx(lw_region.EU868, _rx(1.95), PHY, purpose="data", dev_eui=eui)
     i.send(replace(tx, queue_seq=seq, fallback=replace(tx.fallback, queue_seq=seq)))
     assert sent == [] and i.counters.get("downlink_missed", purpose="data") == 1
+    _commit(i)  # "unsent again" rides in the next batch (the store thread writes it)
     assert [r["seq"] for r in i.store.pending_downlinks()] == [seq], "unsent again in the DB"
     assert [q["seq"] for q in i.queued[eui]] == [seq], "and first in its queue"
     assert i.queued[eui][0]["payload"] == b"\xca\xfe"
@@ -141,6 +145,12 @@ def test_missed_queued_downlink_waits_for_the_next_uplink(
     i.send(replace(tx, send_by=None, queue_seq=seq))
     assert [q["seq"] for q in i.queued[eui]] == [seq]
     assert row["seq"] == seq
+
+
+def _commit(i: Downlinks) -> None:
+    """Commit the open batch, as the ingest's run loop does on the store thread."""
+    batch, _ = i.stage.take()
+    i.store.commit_batch(batch)
 
 
 def _session() -> DeviceSession:

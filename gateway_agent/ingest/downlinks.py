@@ -1,6 +1,7 @@
 """Class-A downlinks of the ingest: the application queue per device, which receive window a
 downlink goes out in (in time, duty-cycle budget per gateway and sub-band), RX2 after the gateway
-refused RX1, and queued downlinks that never went on air."""
+refused RX1, and queued downlinks that never went on air. No SQLite here: the FCntDown and the
+queue's marks ride in the open batch (stage.py), committed before anything is sent."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from dataclasses import replace
 from typing import Any
 
 from gateway_agent.config import LorawanConfig
-from gateway_agent.errors import BadInput, DiskFullError, StoreError
+from gateway_agent.errors import BadInput
+from gateway_agent.ingest.fcntdown import FCntDown
+from gateway_agent.ingest.stage import Stage
 from gateway_agent.logfmt import RateLimitedLog
 from gateway_agent.lorawan import region as lw_region
 from gateway_agent.lorawan.airtime import DutyCycleTracker, airtime_ms
@@ -29,6 +32,9 @@ MAX_DUTY_GATEWAYS = 1024
 # join-accepts and application downlinks, which a big fleet's ADR must never crowd out.
 OPTIONAL = frozenset(("mac", "adr"))
 OPTIONAL_SHARE = 0.5
+# Queue entries that went into a frame lately, by seq, so one that never went on air can wait
+# again in memory (a TX_ACK refusal comes within seconds; duty cycle keeps them few).
+MAX_RECENT = 4096
 
 
 def _carrying(tx: DownlinkTx, seq: int) -> DownlinkTx:
@@ -42,19 +48,23 @@ class Downlinks:
         self,
         lorawan: LorawanConfig,
         store: Store,
+        stage: Stage,
         counters: Counters,
         limiter: RateLimitedLog,
         send_downlink: Callable[[DownlinkTx], bool],
         can_downlink: Callable[[str], bool],
     ) -> None:
         self.lorawan = lorawan
-        self.store = store
+        self.store = store  # for tests and tools: the ingest itself never calls it
+        self.stage = stage
+        self.fcnt = FCntDown()
         self.counters = counters
         self.limiter = limiter
         self.send_downlink = send_downlink
         self.can_downlink = can_downlink
         self.queued: dict[bytes, list[dict[str, Any]]] = {}  # dev_eui -> unsent, in seq order
         self.duty: dict[str, DutyCycleTracker] = {}  # gateway id -> its downlink airtime
+        self.recent: dict[int, tuple[bytes, dict[str, Any]]] = {}  # seq -> (dev_eui, entry)
 
     def enqueue(self, dev_eui: bytes, seq: int, f_port: int, payload: bytes) -> None:
         """A downlink the store just queued (CLI, rule action): out with the next uplink."""
@@ -88,8 +98,9 @@ class Downlinks:
         `fopts` and the next queued application downlink, for RX1 with RX2 as fallback; with
         none of them, an empty frame when `empty_ok` (what an ADRACKReq asks for). A queued
         downlink too large for the window's data rate stays queued for a later uplink. Its
-        FCntDown is persisted first (LORAWAN.md 5.2). None when there is nothing to send or no
-        gateway that heard the uplink can transmit."""
+        FCntDown is staged in the open batch: send it only after that batch committed
+        (LORAWAN.md 5.2). None when there is nothing to send or no gateway that heard the uplink
+        can transmit."""
         queued = self.queued.get(s.dev_eui) or []
         item = queued[0] if queued else None
         rx = self.route(group)
@@ -128,7 +139,8 @@ class Downlinks:
         if item is None and not (ack or fopts or empty_ok):
             return None
         purpose = "data" if item is not None else "ack" if ack else "mac" if fopts else "adr"
-        fcnt_down = self.store.bump_fcnt_down(s.dev_eui)  # persisted before sending (5.2)
+        fcnt_down = self.fcnt.take(s)
+        self.stage.fcnt_down(s.dev_eui, fcnt_down + 1)  # persisted before sending (5.2)
         phy = build_downlink(
             replace(s, fcnt_down=fcnt_down),
             fcnt_down,
@@ -144,7 +156,8 @@ class Downlinks:
             queued.pop(0)
             if not queued:
                 self.queued.pop(s.dev_eui, None)
-            self.store.mark_downlink_sent(item["seq"], fcnt_down)
+            self.stage.downlink_sent(int(item["seq"]), fcnt_down)
+            self._remember(s.dev_eui, item)
         return tx
 
     def max_phy(self, tx: DownlinkTx) -> int:
@@ -190,21 +203,28 @@ class Downlinks:
     def requeue(self, tx: DownlinkTx) -> None:
         """A queued application downlink that never went on air waits for the device's next
         uplink again, at the head of its queue (its FCntDown is spent: the next try takes a
-        new one)."""
+        new one). In the store it is pending again with the next commit."""
         if tx.queue_seq is None or tx.dev_eui is None:
             return
-        try:
-            item = self.store.requeue_downlink(tx.queue_seq)
-        except (StoreError, DiskFullError) as e:
-            self.limiter.warn("downlink_requeue_failed", reason=e.reason, seq=tx.queue_seq)
+        self.stage.downlink_unsent(tx.queue_seq)
+        known = self.recent.get(tx.queue_seq)
+        if known is None or known[0] != tx.dev_eui:
+            # Not one this process put in a frame lately: it goes out after a restart.
+            self.limiter.warn("downlink_requeue_unknown", seq=tx.queue_seq)
             return
-        if item is None:
-            return
+        item = known[1]
         queue = self.queued.setdefault(tx.dev_eui, [])
         if all(q["seq"] != item["seq"] for q in queue):
             queue.insert(0, item)
             queue.sort(key=lambda q: int(q["seq"]))
         self.counters.inc("downlink_requeued")
+
+    def _remember(self, dev_eui: bytes, item: dict[str, Any]) -> None:
+        recent = self.recent
+        recent.pop(int(item["seq"]), None)
+        if len(recent) >= MAX_RECENT:
+            recent.pop(next(iter(recent)))
+        recent[int(item["seq"])] = (dev_eui, item)
 
     def refused(self, tx: DownlinkTx, error: str) -> None:
         """A gateway's TX_ACK refused `tx` (the source calls this): a frame refused as too late

@@ -1,5 +1,6 @@
 """OTAA joins: a join-request becomes a new session staged with the batch and a join-accept
-sent once the batch committed (LORAWAN.md 8)."""
+sent once the batch committed (LORAWAN.md 8). Used DevNonces and JoinNonces come from memory
+(nonces.py), so a join never waits for SQLite on the event loop."""
 
 from __future__ import annotations
 
@@ -9,15 +10,16 @@ from collections.abc import Callable
 from gateway_agent.config import Config
 from gateway_agent.ingest.downlinks import Downlinks
 from gateway_agent.ingest.mac import Mac
+from gateway_agent.ingest.nonces import JoinNonces
 from gateway_agent.ingest.sessions import SessionCache, joined
-from gateway_agent.ingest.stage import Stage, staged_dev_nonces, staged_join_count
+from gateway_agent.ingest.stage import Stage
 from gateway_agent.logfmt import RateLimitedLog, log_event
 from gateway_agent.lorawan import frame as lw_frame
 from gateway_agent.lorawan import join as lw_join
 from gateway_agent.lorawan import region as lw_region
 from gateway_agent.lorawan.dedup import FrameGroup
 from gateway_agent.metrics import Counters
-from gateway_agent.store import Batch, Store
+from gateway_agent.store import Batch
 
 log = logging.getLogger("gateway_agent.ingest")  # one logger name for the ingest's log lines
 
@@ -26,7 +28,7 @@ class Joins:
     def __init__(
         self,
         cfg: Config,
-        store: Store,
+        nonces: JoinNonces,
         cache: SessionCache,
         stage: Stage,
         mac: Mac,
@@ -36,7 +38,7 @@ class Joins:
         open_batches: Callable[[], list[Batch]],
     ) -> None:
         self.cfg = cfg
-        self.store = store
+        self.nonces = nonces
         self.cache = cache
         self.stage = stage
         self.mac = mac
@@ -53,14 +55,8 @@ class Joins:
             return
         lw = self.cfg.lorawan
         open_batches = self.open_batches()
-        # Synchronous store reads on the loop thread (the used DevNonces, the last JoinNonce).
-        used = self.store.used_dev_nonces(dev.dev_eui) | staged_dev_nonces(
-            open_batches, dev.dev_eui
-        )
-        row = self.store.device(dev.dev_eui)
-        join_nonce = (
-            (row[1]["join_nonce"] if row else 0) + 1 + staged_join_count(open_batches, dev.dev_eui)
-        )
+        used = self.nonces.used_by(dev.dev_eui, open_batches)
+        join_nonce = self.nonces.next_join_nonce(dev.dev_eui, open_batches)
         dev_addr = lw_join.allocate_dev_addr(
             lw.dev_addr_prefix,
             set(self.cache.by_addr),

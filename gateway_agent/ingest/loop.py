@@ -17,6 +17,7 @@ from gateway_agent.errors import BadInput, DiskFullError, StoreError
 from gateway_agent.ingest.downlinks import Downlinks
 from gateway_agent.ingest.joins import Joins
 from gateway_agent.ingest.mac import Mac
+from gateway_agent.ingest.nonces import JoinNonces
 from gateway_agent.ingest.reading import build_reading
 from gateway_agent.ingest.rules_runner import RuleRunner
 from gateway_agent.ingest.sessions import SessionCache
@@ -56,17 +57,18 @@ class Ingest:
         # Forwarder.publish_live: alerts go out live when the disk refuses the commit (issue 5)
         self.live_publish: Callable[[str, str], Any] | None = None
         self.limiter = RateLimitedLog(log, window_s=10.0)
+        self.stage = Stage(cfg, counters)
         self.downlinks = Downlinks(
-            cfg.lorawan, store, counters, self.limiter, send_downlink, can_downlink
+            cfg.lorawan, store, self.stage, counters, self.limiter, send_downlink, can_downlink
         )
         self.dedup = DedupWindow(cfg.lorawan.dedup_window_ms / 1000.0)
         self.cache = SessionCache()
-        self.stage = Stage(cfg, counters)
+        self.nonces = JoinNonces()
         self.rules = RuleRunner(cfg, self.cache, self.stage, counters, self.limiter)
         self.mac = Mac(cfg, self.downlinks, counters, self.limiter)
         self.joins = Joins(
             cfg,
-            store,
+            self.nonces,
             self.cache,
             self.stage,
             self.mac,
@@ -148,8 +150,11 @@ class Ingest:
         return self.stage.started
 
     def load(self) -> None:
-        """(Re)load devices, sessions and rule state from the store. Call from the store thread."""
-        self.cache.load(self.store.devices())
+        """(Re)load devices, sessions, join nonces and rule state from the store. Call from the
+        store thread: the event loop never touches SQLite."""
+        rows = self.store.devices()
+        self.nonces.load(rows, self.store.all_dev_nonces())
+        self.cache.load(rows)
         self.rules.load(self.store.rule_states())
 
     def handle_group(self, group: FrameGroup) -> None:
@@ -257,7 +262,7 @@ class Ingest:
         async with self._flush_lock:
             await self._settle()
             b = self.stage.batch
-            if not len(b) and not b.rule_state and not b.fcnt_up:
+            if not (len(b) or b.rule_state or b.fcnt_up or b.fcnt_down or b.downlinks_sent):
                 self.stage.started = None
                 return
             batch, post = self.stage.take()
@@ -305,6 +310,9 @@ class Ingest:
             return
         self.accepted += n
         self.counters.inc("readings_accepted", n)
+        self.nonces.committed(batch)
+        if len(self.downlinks.fcnt.handed) > len(self.cache.devices) + 1024:
+            self.downlinks.fcnt.prune(self.cache.devices)
         self.on_commit()
         for tx, _ in post.downlinks:
             self.downlinks.send(tx)

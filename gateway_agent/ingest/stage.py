@@ -158,10 +158,27 @@ class Stage:
         eui = dev_eui.hex()
         self.batch.dev_nonces.append((eui, dev_nonce, time.time()))
         self.batch.sessions.append((eui, dev_addr.hex(), nwk_s_key, app_s_key, join_nonce))
+        self.batch.fcnt_down.pop(eui, None)  # the old session's: the new one starts at 0
+
+    def fcnt_down(self, dev_eui: bytes, next_fcnt_down: int) -> None:
+        """A FCntDown taken: the next one is persisted with the batch, before the answer is sent."""
+        self.batch.fcnt_down[dev_eui.hex()] = next_fcnt_down
+        self.touch()
+
+    def downlink_sent(self, seq: int, fcnt_down: int) -> None:
+        """A queued application downlink rides in a frame: no longer pending in the store."""
+        self.batch.downlinks_sent[seq] = (time.time(), fcnt_down)
+        self.touch()
+
+    def downlink_unsent(self, seq: int) -> None:
+        """A queued downlink that never went on air: pending again in the store."""
+        self.batch.downlinks_sent[seq] = None
+        self.touch()
 
     def downlink(self, tx: DownlinkTx, dev_eui: bytes | None) -> None:
         """A downlink to send once the batch committed (the run loop commits at once)."""
         self.post.downlinks.append((tx, dev_eui))
+        self.touch()
 
 
 # Readers of the staged rows, for whoever must see uncommitted joins and counters.

@@ -80,7 +80,6 @@ class Uplinks:
             planned = self.answer(
                 res.new_session,
                 group,
-                post=True,
                 ack=res.confirmed,
                 fopts=fopts,
                 empty_ok=res.adr_ack_req,
@@ -107,25 +106,21 @@ class Uplinks:
         assert isinstance(res, UplinkRetransmission)
         self.counters.inc("uplink_retransmissions")
         if res.confirmed:
-            self.answer(res.session, group, post=False)
+            self.answer(res.session, group)
 
     def answer(
         self,
         s: DeviceSession,
         group: FrameGroup,
-        post: bool,
         ack: bool = True,
         fopts: bytes = b"",
         empty_ok: bool = True,
     ) -> bool:
-        """Plan the class-A answer to an uplink of `s` (after the commit when `post`); False
-        when there is none to send or no gateway that heard it can transmit."""
-        # Synchronous store write on the loop thread: the FCntDown bump (Downlinks.answer).
+        """Plan the class-A answer to an uplink of `s`, sent once the batch holding its FCntDown
+        committed (a retransmission's ACK too); False when there is none to send or no gateway
+        that heard it can transmit."""
         tx = self.downlinks.answer(s, group, ack, fopts, empty_ok)
         if tx is None:
             return False
-        if post:
-            self.stage.downlink(tx, s.dev_eui)
-        else:
-            self.downlinks.send(tx)
+        self.stage.downlink(tx, s.dev_eui)
         return True

@@ -1,6 +1,6 @@
 """The group commit: one `Batch` of uplinks written in one transaction (invariant 1): readings,
-outbox rows, device FCnts and last-seen, rule state, alerts, joins, plus deferred outbox acks.
-"""
+outbox rows, device FCnts and last-seen, rule state, alerts, joins, downlink queue marks, plus
+deferred outbox acks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway_agent.model import Alert
+from gateway_agent.store.downlink_queue import mark_downlinks
 from gateway_agent.store.outbox import OutboxTuple, delete_seqs
 from gateway_agent.store.sqlbatch import insert_rows, update_rows
 
@@ -26,6 +27,10 @@ class Batch:
     alerts: list[Alert] = field(default_factory=list)
     dev_nonces: list[tuple[str, int, float]] = field(default_factory=list)
     sessions: list[tuple[str, str, bytes, bytes, int]] = field(default_factory=list)  # OTAA joins
+    # dev_eui hex -> the next FCntDown, persisted before the answer goes out (LORAWAN.md 5.2)
+    fcnt_down: dict[str, int] = field(default_factory=dict)
+    # downlink queue seq -> (sent time, FCntDown) once it rides in a frame; None: unsent again
+    downlinks_sent: dict[int, tuple[float, int] | None] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.readings) + len(self.outbox) + len(self.alerts) + len(self.sessions)
@@ -55,6 +60,14 @@ def write(
         )
     if b.dev_nonces:
         db.executemany("INSERT OR IGNORE INTO dev_nonces VALUES (?,?,?)", b.dev_nonces)
+    if b.fcnt_down:
+        # After the joins (which start at 0); max(): a FCntDown never goes back in one session.
+        db.executemany(
+            "UPDATE devices SET fcnt_down=max(fcnt_down, ?) WHERE dev_eui=?",
+            [(n, eui) for eui, n in b.fcnt_down.items()],
+        )
+    if b.downlinks_sent:
+        mark_downlinks(db, b.downlinks_sent)
     insert_rows(
         db,
         "INSERT OR IGNORE INTO readings(id, dev_eui, fcnt, f_port, time, time_valid, payload,"

@@ -143,6 +143,14 @@ def used_dev_nonces(db: sqlite3.Connection, dev_eui: bytes) -> set[int]:
     }
 
 
+def all_dev_nonces(db: sqlite3.Connection) -> dict[str, list[int]]:
+    """Every device's used DevNonces (dev_eui hex -> nonces), for the ingest's memory."""
+    out: dict[str, list[int]] = {}
+    for eui, nonce in db.execute("SELECT dev_eui, dev_nonce FROM dev_nonces"):
+        out.setdefault(eui, []).append(nonce)
+    return out
+
+
 def bump_fcnt_down(db: sqlite3.Connection, dev_eui: bytes) -> int:
     """Returns the FCntDown to use and stores the next one."""
     row = db.execute("SELECT fcnt_down FROM devices WHERE dev_eui=?", (dev_eui.hex(),)).fetchone()

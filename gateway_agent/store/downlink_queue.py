@@ -31,6 +31,14 @@ def requeue(db: sqlite3.Connection, seq: int) -> None:
     db.execute("UPDATE downlinks SET sent=NULL, fcnt_down=NULL WHERE seq=?", (seq,))
 
 
+def mark_downlinks(db: sqlite3.Connection, marks: dict[int, tuple[float, int] | None]) -> None:
+    """Each seq's last state in a batch: (sent time, FCntDown) or None for unsent again."""
+    db.executemany(
+        "UPDATE downlinks SET sent=?, fcnt_down=? WHERE seq=?",
+        [(m[0], m[1], seq) if m is not None else (None, None, seq) for seq, m in marks.items()],
+    )
+
+
 def get(db: sqlite3.Connection, seq: int) -> dict[str, Any] | None:
     row = db.execute("SELECT * FROM downlinks WHERE seq=?", (seq,)).fetchone()
     return dict(row) if row is not None else None

@@ -142,6 +142,11 @@ class Store:
         with self._lock:
             return devices.used_dev_nonces(self.db, dev_eui)
 
+    def all_dev_nonces(self) -> dict[str, list[int]]:
+        """Every device's used DevNonces (dev_eui hex -> nonces): the ingest keeps them in memory."""
+        with self._lock:
+            return devices.all_dev_nonces(self.db)
+
     def bump_fcnt_down(self, dev_eui: bytes) -> int:
         """Increment and persist FCntDown BEFORE the downlink is sent (LORAWAN.md 5.2); returns the value to use."""
         return int(self._file.write(lambda db: devices.bump_fcnt_down(db, dev_eui)))
@@ -335,4 +340,3 @@ class Store:
         )
         self.drops_unreported = False
         return out
-
