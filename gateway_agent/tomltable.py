@@ -13,6 +13,16 @@ from gateway_agent.errors import ConfigError
 T = TypeVar("T")
 
 
+def shown(s: str, limit: int = 60) -> str:
+    """A string value quoted for a one-line message: control characters escaped, long values cut
+    (a message must stay one line and must not flood the journal with a mistaken file)."""
+    if not s.isprintable():
+        s = s.encode("unicode_escape").decode("ascii")
+    if len(s) > limit:
+        s = s[:limit] + f"...({len(s)} characters)"
+    return f'"{s}"'
+
+
 def type_name(v: object, *, literal: bool = False) -> str:
     """How a TOML value is named in an error message (`an integer`, `"abc"`, `a table`); with
     `literal`, booleans and numbers are shown as written (`true`, `3.5`), as rule errors do."""
@@ -25,7 +35,7 @@ def type_name(v: object, *, literal: bool = False) -> str:
     if isinstance(v, float):
         return "a number"
     if isinstance(v, str):
-        return f'"{v}"'
+        return shown(v)
     if isinstance(v, list):
         return "an array"
     if isinstance(v, dict):

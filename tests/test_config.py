@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,211 @@ def test_read_config_relative_paths(tmp_path: Path) -> None:
     p.write_text("[agent\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         read_config(p)
+
+
+# --------------------------------------------------------------------------- files a user wrote
+# Issue #16 items 7 and 9: bad bytes are a one-line refusal naming the file and the byte offset,
+# never a traceback, in `config check`, `run` and a SIGHUP reload; `config check` refuses what
+# `run` refuses.
+
+DEVICE = {"dev_eui": "70b3d57ed0000001", "join_eui": "70b3d57ed0001234", "app_key": "22" * 16}
+
+
+def write_files(tmp: Path, **upstream: Any) -> tuple[Path, Path]:
+    import tomli_w
+
+    devs = tmp / "devices.toml"
+    devs.write_text(tomli_w.dumps({"device": [DEVICE]}))
+    devs.chmod(0o600)
+    cfg = tmp / "agent.toml"
+    doc = {
+        "agent": {"gateway_id": "gw", "state_dir": str(tmp / "state"), "devices_file": str(devs)},
+        "upstream": {"enabled": False, **upstream},
+    }
+    cfg.write_text(tomli_w.dumps(doc))
+    return cfg, devs
+
+
+def check(cfg: Path, *extra: str) -> Any:
+    from click.testing import CliRunner
+
+    from gateway_agent.main import main
+
+    r = CliRunner().invoke(main, ["config", "check", str(cfg), *extra])
+    # A traceback would be any exception but the SystemExit of a refusal.
+    assert isinstance(r.exception, SystemExit | None), r.exc_info
+    return r
+
+
+def put_bad_byte(p: Path, after: bytes) -> int:
+    """Insert 0xff after the first `after`; returns its byte offset."""
+    data = p.read_bytes()
+    at = data.index(after) + len(after)
+    p.write_bytes(data[:at] + b"\xff" + data[at:])
+    return at
+
+
+@pytest.mark.parametrize("which", ["config", "devices"])
+def test_config_check_names_the_file_and_offset_of_a_non_utf8_byte(
+    tmp_path: Path, which: str
+) -> None:
+    cfg, devs = write_files(tmp_path)
+    target = cfg if which == "config" else devs
+    at = put_bad_byte(target, b'gateway_id = "g' if which == "config" else b'dev_eui = "70')
+    r = check(cfg)
+    assert r.exit_code == 2
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert str(target) in r.stderr and f"not UTF-8: byte 0xff at offset {at}" in r.stderr
+    j = json.loads(check(cfg, "--json").stdout)
+    assert j["valid"] is False and j["file"] == str(target) and f"offset {at}" in j["error"]
+    with pytest.raises(ConfigError, match=f"offset {at} \\(line [0-9]+, column [0-9]+\\)"):
+        read_config(cfg) if which == "config" else read_devices(devs)
+
+
+def test_a_leading_bom_is_accepted(tmp_path: Path) -> None:
+    cfg, devs = write_files(tmp_path)
+    for p in (cfg, devs):
+        p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    assert check(cfg).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a = " + "1" * 5000, "a number too long at offset 4"),
+        ("a = " + "[" * 3000 + "]" * 3000, "nested more than 32 levels deep"),
+        ("a." * 100 + "b = 1", "nested more than 32 levels deep"),
+        ('[agent]\ngateway_id = "g\\u0000"\n', "agent.gateway_id: must not contain control"),
+        (
+            '[agent]\ngateway_id = "g"\nstate_dir = "a\\u0000b"\n',
+            "agent.state_dir: expected a path",
+        ),
+        ('[agent]\ngateway_id = "g"\nstate_dir = "~no_such_user_xyz/s"\n', "cannot expand ~"),
+        ('[agent]\ngateway_id = "g"\n[metrics]\nlisten = "127.0.0.1:²"\n', "metrics.listen"),
+        (
+            '[agent]\ngateway_id = "g"\n[metrics]\nlisten = "1:' + "9" * 5000 + '"\n',
+            "metrics.listen",
+        ),
+        ("a = 1\x00", "not valid TOML"),
+    ],
+)
+def test_odd_bytes_and_values_are_config_errors_naming_the_file(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    p = tmp_path / "agent.toml"
+    p.write_bytes(text.encode())
+    with pytest.raises(ConfigError) as ei:
+        read_config(p)
+    assert str(ei.value).startswith(f"{p}: ") and message in str(ei.value)
+    assert len(str(ei.value)) < 300 and "\n" not in str(ei.value)
+
+
+def test_unreadable_or_directory_config_is_one_line(tmp_path: Path) -> None:
+    for p in (tmp_path, tmp_path / "missing.toml"):
+        with pytest.raises(ConfigError, match="cannot read"):
+            read_config(p)
+    cfg, devs = write_files(tmp_path)
+    devs.unlink()
+    devs.mkdir(mode=0o700)
+    r = check(cfg)
+    assert r.exit_code == 2 and f"{devs}: cannot read: Is a directory" in r.stderr
+
+
+def run_refusal(cfg: Path) -> str:
+    """`gateway-agent run` on `cfg`: it must refuse; returns the reason it logs."""
+    import re
+    import subprocess
+    import sys
+
+    from tests.agentproc import REPO
+
+    p = subprocess.run(
+        [sys.executable, "-m", "gateway_agent", "run", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
+    assert p.returncode == 1, p.stderr
+    m = re.search(r'config_invalid error="(.*)"', p.stderr)
+    assert m, p.stderr
+    return m.group(1)
+
+
+@pytest.mark.parametrize("which", ["key_file", "password_file", "devices_file"])
+def test_config_check_refuses_a_world_readable_secret_file_as_run_does(
+    tmp_path: Path, which: str
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    up: dict[str, Any] = {"password_file": str(secret), "username": "u"}
+    if which == "key_file":
+        up = {"tls": True, "cert_file": str(secret), "key_file": str(secret)}
+    cfg, devs = write_files(tmp_path, **up)
+    assert check(cfg).exit_code == 0
+    (devs if which == "devices_file" else secret).chmod(0o644)
+    r = check(cfg)
+    assert r.exit_code == 2 and "world-readable" in r.stderr
+    assert r.stderr.strip() == f"invalid: {run_refusal(cfg)}"
+
+
+def test_config_check_refuses_a_state_dir_run_cannot_make(tmp_path: Path) -> None:
+    cfg, _ = write_files(tmp_path)
+    (tmp_path / "state").write_text("a file, not a directory")
+    r = check(cfg)
+    assert r.exit_code == 2 and "agent.state_dir" in r.stderr and "Not a directory" in r.stderr
+    run_refusal(cfg)
+    assert not list(tmp_path.glob("state*/*")), "config check leaves the disk alone"
+
+
+def test_password_file_not_utf8_is_refused_with_offset_not_content(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_bytes(b"pa\xfe\xfess")
+    secret.chmod(0o600)
+    cfg, _ = write_files(tmp_path, password_file=str(secret), username="u")
+    r = check(cfg)
+    assert r.exit_code == 2 and "upstream.password_file" in r.stderr and "offset 2" in r.stderr
+    assert "0xfe" not in r.stderr and "pa" not in r.stderr.split("offset")[1]
+
+
+def test_other_commands_show_a_bad_config_as_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from gateway_agent.main import main
+
+    cfg, _ = write_files(tmp_path)
+    at = put_bad_byte(cfg, b"[agent]")
+    r = CliRunner().invoke(main, ["-c", str(cfg), "status"])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit)
+    assert (
+        r.stderr
+        == f"error: {cfg}: not UTF-8: byte 0xff at offset {at} (line 1, column 8); save the file as UTF-8\n"
+    )
+
+
+@pytest.mark.parametrize("which", ["config", "devices"])
+def test_sighup_with_non_utf8_file_keeps_old_config_and_runs(tmp_path: Path, which: str) -> None:
+    import os
+    import signal
+    import time
+
+    from tests.agentproc import Agent
+
+    agent = Agent(tmp_path, None, [DEVICE])
+    agent.start()
+    try:
+        target = agent.config_path if which == "config" else agent.devices_path
+        at = put_bad_byte(target, b"[")
+        assert agent.proc is not None
+        os.kill(agent.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "config_reload_failed" not in agent.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        line = next(x for x in agent.log().splitlines() if "config_reload_failed" in x)
+        assert f"{target}: not UTF-8: byte 0xff at offset {at}" in line, agent.log()
+        assert "Traceback" not in agent.log()
+        assert agent.ask("ping")["pong"] is True, "the old config stays; the daemon keeps running"
+        assert agent.counter("config_reload_failed") == 1
+    finally:
+        assert agent.stop() == 0

@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 from rich.console import Console
 
-from gateway_agent.config import Config, parse_hex, read_config
+from gateway_agent.config import Config, ConfigFileError, parse_hex, read_config
 from gateway_agent.errors import AgentError, ConfigError, ControlError
 
 DEFAULT_CONFIG = "/etc/gateway-agent/agent.toml"
@@ -35,16 +35,20 @@ def fail(msg: str, code: int = 1) -> NoReturn:
 _QUOTED = re.compile(r'"[^"]*"')
 
 
-def config_error_text(e: ConfigError, detail_only: bool = False) -> str:
-    """The error as printed; the offending value is redacted when the key path names a key
-    (config.parse_hex quotes what it got, which for a mistyped key is most of the key)."""
+def config_error_text(e: ConfigError, detail_only: bool = False, *, file: bool = True) -> str:
+    """The error as printed, led by the file it is in (unless `file=False`); the offending value
+    is redacted when the key path names a key (a value quoted back for a mistyped key is most of
+    the key)."""
     last = e.key_path.rsplit(".", 1)[-1].lower()
     detail = e.detail
     if last.endswith("key"):
         detail = _QUOTED.sub('"<redacted>"', detail)
-    if detail_only or not e.key_path:
+    if detail_only:
         return detail
-    return f"{e.key_path}: {detail}"
+    text = f"{e.key_path}: {detail}" if e.key_path else detail
+    if file and isinstance(e, ConfigFileError):
+        text = f"{e.file}: {text}"
+    return text
 
 
 def hex_arg(value: str, what: str, n: int | None = None) -> bytes:

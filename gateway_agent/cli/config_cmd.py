@@ -1,4 +1,4 @@
-"""`config check`: validate a config file and its devices file."""
+"""`config check`: validate a config file and its devices file, refusing what `run` refuses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import click
 
 from gateway_agent.cli.app import config_error_text, emit, err_console
-from gateway_agent.config import read_config, read_devices
+from gateway_agent.config import ConfigFileError, preflight, read_config
 from gateway_agent.errors import ConfigError
 
 
@@ -20,13 +20,20 @@ def config() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 def config_check(file: str, as_json: bool) -> None:
-    """Validate a config file (and its devices file). Exit 2 when invalid."""
+    """Validate a config file (and its devices file) as `run` would. Exit 2 when invalid."""
     try:
         cfg = read_config(file)
-        n = len(read_devices(cfg.agent.devices_file)) if cfg.agent.devices_file else 0
+        n = len(preflight(cfg))
     except ConfigError as e:
         if as_json:
-            emit({"valid": False, "key_path": e.key_path, "error": config_error_text(e)})
+            out = {
+                "valid": False,
+                "key_path": e.key_path,
+                "error": config_error_text(e, file=False),
+            }
+            if isinstance(e, ConfigFileError):
+                out["file"] = str(e.file)
+            emit(out)
         else:
             err_console.print(
                 f"invalid: {config_error_text(e)}", markup=False, highlight=False, soft_wrap=True

@@ -1,7 +1,9 @@
 """Configuration: TOML -> one frozen `Config` tree, and the devices file.
 
 sections.py holds the dataclasses (the public config contract), convert.py the value checks,
-load.py the agent config file, devices.py the devices file and the key-file permission check.
+files.py reading a user's TOML file (bytes, UTF-8, syntax), load.py the agent config file,
+devices.py the devices file and the key-file permission check, preflight.py what `run` checks
+before it starts (so `config check` refuses the same).
 """
 
 from gateway_agent.config.convert import parse_hex
@@ -11,7 +13,9 @@ from gateway_agent.config.devices import (
     load_devices,
     read_devices,
 )
+from gateway_agent.config.files import ConfigFileError, read_toml
 from gateway_agent.config.load import load_config, read_config
+from gateway_agent.config.preflight import preflight
 from gateway_agent.config.sections import (
     SERIAL_DEFAULT_BAUD,
     SERIAL_FORMATS,
@@ -32,6 +36,7 @@ __all__ = [
     "SERIAL_FORMATS",
     "AgentConfig",
     "Config",
+    "ConfigFileError",
     "GwmpSourceConfig",
     "LorawanConfig",
     "MetricsConfig",
@@ -43,6 +48,8 @@ __all__ = [
     "load_config",
     "load_devices",
     "parse_hex",
+    "preflight",
     "read_config",
     "read_devices",
+    "read_toml",
 ]

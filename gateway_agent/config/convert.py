@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway_agent.errors import ConfigError
-from gateway_agent.tomltable import type_name
+from gateway_agent.tomltable import shown, type_name
 
 T = TypeVar("T")
 
@@ -98,13 +98,17 @@ def c_hostport(v: Any, p: str) -> tuple[str, int]:
         raise ConfigError(p, f'expected "host:port", got {type_name(v)}')
     host, _, port_s = v.rpartition(":")
     host = host.strip("[]")
-    if not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
-        raise ConfigError(p, f'expected "host:port" with a port 0-65535, got "{v}"')
+    # isascii: "²".isdigit() is true but int() refuses it; len: int() refuses 4300+ digits.
+    ok_port = port_s.isascii() and port_s.isdigit() and len(port_s) <= 5
+    if not host or not ok_port or not 0 <= int(port_s) <= 65535:
+        raise ConfigError(p, f'expected "host:port" with a port 0-65535, got {shown(v)}')
     try:
         ipaddress.ip_address(host)
     except ValueError:
         if host != "localhost":
-            raise ConfigError(p, f'expected an IP address or localhost, got "{host}"') from None
+            raise ConfigError(
+                p, f"expected an IP address or localhost, got {shown(host)}"
+            ) from None
         host = "127.0.0.1"
     return host, int(port_s)
 
@@ -112,7 +116,12 @@ def c_hostport(v: Any, p: str) -> tuple[str, int]:
 def c_path(base: Path | None) -> Callable[[Any, str], Path]:
     def conv(v: Any, p: str) -> Path:
         s = c_nonempty(v, p)
-        path = Path(s).expanduser()
+        if "\0" in s:  # the OS refuses such a path later, with a ValueError, not an OSError
+            raise ConfigError(p, "expected a path, got a NUL character in it")
+        try:
+            path = Path(s).expanduser()
+        except RuntimeError:  # "~name" for a user this system does not have
+            raise ConfigError(p, f"cannot expand ~ (no such user): {shown(s)}") from None
         if not path.is_absolute() and base is not None:
             path = base / path
         return path

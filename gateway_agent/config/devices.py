@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from gateway_agent.config.convert import (
     c_nonempty,
     c_str,
 )
+from gateway_agent.config.files import in_file, read_toml
 from gateway_agent.errors import ConfigError
 from gateway_agent.tomltable import TomlTable
 
@@ -106,15 +106,12 @@ def check_secret_file(path: Path, key_path: str) -> None:
 
 
 def read_devices(path: str | Path, key_path: str = "agent.devices_file") -> list[Any]:
+    """Check the file's mode (`key_path` names the setting that points at it), read and validate
+    it. Raises ConfigError; past the mode check a ConfigFileError naming the file."""
     p = Path(path)
     check_secret_file(p, key_path)
-    try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(key_path, f"{p}: cannot read: {e.strerror}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(key_path, f"{p}: not valid TOML: {e}") from e
+    doc = read_toml(p)
     try:
         return load_devices(doc)
     except ConfigError as e:
-        raise ConfigError(f"{p.name}:{e.key_path}", e.detail) from None
+        raise in_file(p, e) from e

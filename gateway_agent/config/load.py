@@ -6,7 +6,6 @@ Unknown keys are rejected (a typo must not silently fall back to a default).
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from gateway_agent.config.convert import (
     c_path,
     c_str,
 )
+from gateway_agent.config.files import in_file, read_toml
 from gateway_agent.config.sections import (
     SERIAL_DEFAULT_BAUD,
     SERIAL_FORMATS,
@@ -39,15 +39,17 @@ from gateway_agent.config.sections import (
     UpstreamConfig,
 )
 from gateway_agent.errors import ConfigError
-from gateway_agent.tomltable import TomlTable, type_name
+from gateway_agent.tomltable import TomlTable, shown, type_name
 
 
 def _agent(t: TomlTable, base: Path | None) -> AgentConfig:
     gid = t.req("gateway_id", c_nonempty)
     if any(c in gid for c in "/+# "):
         raise ConfigError(
-            t.key("gateway_id"), f'must not contain "/", "+", "#" or spaces, got "{gid}"'
+            t.key("gateway_id"), f'must not contain "/", "+", "#" or spaces, got {shown(gid)}'
         )
+    if not gid.isprintable():
+        raise ConfigError(t.key("gateway_id"), "must not contain control characters")
     cfg = AgentConfig(
         gateway_id=gid,
         state_dir=t.get("state_dir", c_path(base), Path("/var/lib/gateway-agent")),
@@ -161,6 +163,8 @@ def _upstream(t: TomlTable, base: Path | None) -> UpstreamConfig:
         raise ConfigError(t.key("tls"), "ca_file/cert_file are set but tls = false")
     if any(c in cfg.topic_prefix for c in "+#"):
         raise ConfigError(t.key("topic_prefix"), "must not contain MQTT wildcards + or #")
+    if not cfg.topic_prefix.isprintable():
+        raise ConfigError(t.key("topic_prefix"), "must not contain control characters")
     t.done()
     return cfg
 
@@ -184,7 +188,7 @@ def load_config(
     names = [s.name for s in sources]
     for i, n in enumerate(names):
         if names.index(n) != i:
-            raise ConfigError(f"sources[{i}].name", f'duplicate source name "{n}"')
+            raise ConfigError(f"sources[{i}].name", f"duplicate source name {shown(n)}")
     upstream = _upstream(TomlTable(root.get("upstream", lambda v, p: v, {}), "upstream"), base_dir)
     store = _store(TomlTable(root.get("store", lambda v, p: v, {}), "store"))
     lorawan = _lorawan(TomlTable(root.get("lorawan", lambda v, p: v, {}), "lorawan"))
@@ -222,14 +226,11 @@ def _load_rules(raw: list[dict[str, Any]]) -> tuple[Any, ...]:
 
 
 def read_config(path: str | Path) -> Config:
-    """Read and validate a TOML config file. Raises ConfigError (the path is in the message)."""
+    """Read and validate a TOML config file. Raises ConfigFileError (a ConfigError naming the
+    file and the key path, or the byte offset / line of bad bytes or syntax)."""
     p = Path(path)
+    doc = read_toml(p)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError("", f"{p}: cannot read: {e.strerror or e}") from e
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError("", f"{p}: not valid TOML: {e}") from e
-    return load_config(doc, base_dir=p.resolve().parent, path=p.resolve())
+        return load_config(doc, base_dir=p.resolve().parent, path=p.resolve())
+    except ConfigError as e:
+        raise in_file(p, e) from e

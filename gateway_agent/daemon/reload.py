@@ -1,5 +1,6 @@
-"""SIGHUP and the `reload` command: read and validate the new config, swap it in one assignment,
-re-sync devices; a broken file keeps the old config. Some sections only apply after a restart."""
+"""SIGHUP and the `reload` command: read and validate the new config (as `run` would, bad bytes
+included), swap it in one assignment, re-sync devices; a broken file keeps the old config and the
+daemon running. Some sections only apply after a restart."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway_agent.config import read_config, read_devices
+from gateway_agent.config import preflight, read_config
 from gateway_agent.errors import ConfigError
 from gateway_agent.logfmt import log_event
 
@@ -63,9 +64,8 @@ async def reload(d: ReloadHost) -> dict[str, Any]:
         if path is None:
             raise ConfigError("", "no config file to reload")
         new = read_config(path)
-        if new.agent.devices_file is not None:
-            read_devices(new.agent.devices_file)  # validate before swapping anything
-    except ConfigError as e:
+        preflight(new)  # the devices file and key files too, before swapping anything
+    except ConfigError as e:  # names the file and the key, or the byte offset / line
         d.counters.inc("config_reload_failed")
         log_event(log, logging.ERROR, "config_reload_failed", error=str(e))
         d.notifier.ready("running (reload rejected)")
@@ -77,7 +77,11 @@ async def reload(d: ReloadHost) -> dict[str, Any]:
     d.ingest.cfg = new
     d.ingest.downlinks.lorawan = new.lorawan
     logging.getLogger().setLevel(new.agent.log_level)
-    await d.sync_devices_file()
+    try:
+        await d.sync_devices_file()
+    except ConfigError as e:  # the file changed again since it was checked: keep the DB's devices
+        d.counters.inc("config_reload_failed")
+        log_event(log, logging.ERROR, "devices_sync_failed", error=str(e))
     await d.st.call(d.ingest.load)
     await d.load_downlinks()
     d.ingest.add_event("config_reloaded", {"restartNeededFor": restart_needed})
