@@ -1,5 +1,5 @@
 """Device-side LoRaWAN 1.0.x frame crypto, written from LORAWAN.md apart from gateway_agent.lorawan
-on purpose: the core is checked against it (tests/test_lorawan_frame.py, test_lorawan_join.py), so
+on purpose: the core is checked against it (tests/core/lorawan/test_lorawan_frame.py, test_lorawan_join.py), so
 it shares no code with the core. Pure; DevAddr/EUIs come big-endian (as written), reversed here.
 """
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import decoders
 from hil.bench.meta import git_commit
-from tests.test_codec_vectors import VECTORS
+from tests.core.decoders.test_codec_vectors import VECTORS
 
 JS_CASES = [
     ("js:milesight-em500-co2", 85, "01754603 67BE00 046864 057D2003 0673A127", "milesight/em500-co2"),

@@ -2,7 +2,7 @@
 the real daemon. Prints valid uplinks accepted, RSS growth and log lines per error kind.
 
 `python -m hil.bench.flood [--seconds 60] [--rate 10000] [--valid 5]` prints JSON, then one line.
-tests/test_flood.py runs the same function for 10 s and asserts the same properties.
+tests/e2e/test_flood.py runs the same function for 10 s and asserts the same properties.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from gateway_agent.lorawan.airtime import airtime_ms
 from gateway_agent.lorawan.dedup import FrameGroup
 from gateway_agent.lorawan.radio import DownlinkTx, RxInfo
 from gateway_agent.lorawan.session import DeviceSession
-from tests.test_ingest_pipeline import _direct, _make
+from tests.ingest.test_ingest_pipeline import _direct, _make
 
 GW = "b827ebfffe6c1a2b"
 PHY = bytes(12)  # an ACK-sized frame
@@ -154,7 +154,7 @@ def _commit(i: Downlinks) -> None:
 
 
 def _session() -> DeviceSession:
-    from tests.test_ingest_pipeline import ABP_EUI, ADDR, APP, NWK
+    from tests.ingest.test_ingest_pipeline import ABP_EUI, ADDR, APP, NWK
 
     return DeviceSession(
         dev_eui=ABP_EUI, dev_addr=ADDR, nwk_s_key=NWK, app_s_key=APP, fcnt_up=3, fcnt_down=0

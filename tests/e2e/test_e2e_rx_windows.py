@@ -17,7 +17,7 @@ from hil.broker import Mosquitto
 from hil.forwarder import Downlink, PacketForwarder, RxMeta
 from hil.lorawan_crypto import build_data_frame, build_join_request, open_join_accept
 from tests.agentproc import Agent, Forwarder
-from tests.test_e2e_radio import (
+from tests.e2e.test_e2e_radio import (
     ABP_ADDR,
     ABP_EUI,
     APP,

@@ -18,7 +18,7 @@ from gateway_agent.cli import main
 from gateway_agent.cli import systemd as service
 from gateway_agent.config import load_config, load_devices
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SYSTEMD = REPO / "systemd"
 ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 

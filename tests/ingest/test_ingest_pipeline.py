@@ -24,9 +24,9 @@ from hil.lorawan_crypto import (
     derive_session_keys,
     open_join_accept,
 )
-from tests.test_e2e_radio import ABP_ADDR, APP, APP_KEY, JOIN_EUI, NWK
-from tests.test_e2e_radio import ABP_EUI as ABP_EUI_HEX
-from tests.test_e2e_radio import DEV_EUI as OTAA_EUI
+from tests.e2e.test_e2e_radio import ABP_ADDR, APP, APP_KEY, JOIN_EUI, NWK
+from tests.e2e.test_e2e_radio import ABP_EUI as ABP_EUI_HEX
+from tests.e2e.test_e2e_radio import DEV_EUI as OTAA_EUI
 
 ABP_EUI = bytes.fromhex(ABP_EUI_HEX)
 ADDR = bytes.fromhex(ABP_ADDR)

@@ -18,7 +18,7 @@ from gateway_agent.upstream.wire import json_form
 from hil.broker import Mosquitto
 from tests.agentproc import Agent, Forwarder, write_toml
 from tests.durability_kit import Collector, persistent_broker
-from tests.test_e2e import DEVS, device_table, uplink
+from tests.e2e.test_e2e import DEVS, device_table, uplink
 
 CBOR = {"upstream": {"format": "cbor", "batch_max": 8}}
 

@@ -23,7 +23,7 @@ from hil.lorawan_crypto import (
     derive_session_keys,
     open_join_accept,
 )
-from tests.test_ingest_pipeline import (
+from tests.ingest.test_ingest_pipeline import (
     ABP_EUI,
     ADDR,
     APP,

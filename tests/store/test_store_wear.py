@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway_agent.store import PAGE_SIZE, PRIO_READING, Batch, Store
-from tests.test_store import outbox_row, reading_row
+from tests.store.test_store import outbox_row, reading_row
 
 LEGACY_OUTBOX = """
 CREATE TABLE outbox (
