@@ -28,6 +28,8 @@ def type_name(v: object, *, literal: bool = False) -> str:
     `literal`, booleans and numbers are shown as written (`true`, `3.5`), as rule errors do."""
     if isinstance(v, bool):
         return ("true" if v else "false") if literal else "a boolean"
+    if literal and isinstance(v, int) and v.bit_length() > 64:
+        return f"an integer of {v.bit_length()} bits"  # repr() refuses 4300+ digits
     if literal and isinstance(v, int | float):
         return repr(v)
     if isinstance(v, int):

@@ -15,7 +15,7 @@ from gateway_agent.config.convert import (
     c_nonempty,
     c_str,
 )
-from gateway_agent.config.files import in_file, read_toml
+from gateway_agent.config.files import in_file, one_line, read_toml
 from gateway_agent.errors import ConfigError
 from gateway_agent.tomltable import TomlTable
 
@@ -97,7 +97,7 @@ def check_secret_file(path: Path, key_path: str) -> None:
     try:
         mode = path.stat().st_mode
     except OSError as e:
-        raise ConfigError(key_path, f"{path}: cannot read: {e.strerror}") from e
+        raise ConfigError(key_path, one_line(f"{path}: cannot read: {e.strerror}")) from e
     if mode & 0o004:
         raise ConfigError(
             key_path,

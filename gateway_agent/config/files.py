@@ -4,6 +4,7 @@ naming the file and where (the byte offset, line and column, or the key path) â€
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,30 @@ from gateway_agent.errors import ConfigError
 MAX_FILE_BYTES = 64 * 1024 * 1024
 # Deeper than any real table; tomllib itself recurses, and so would anything walking the values.
 MAX_DEPTH = 32
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the TOML spec's integer range
+
+
+_TOML_AT = re.compile(r" \((?:at (line \d+, column \d+)|at end of document)\)$")
+_QUOTED = re.compile(r'"([^"]*)"')
+_HEX_SEPARATORS = re.compile(r"0x|[\s:_-]", re.IGNORECASE)
+
+
+def _redact_key(m: re.Match[str]) -> str:
+    """A quoted value that is 16+ bytes of hex is taken for a key put under the wrong name."""
+    bare = _HEX_SEPARATORS.sub("", m.group(1))
+    if len(bare) >= 32 and all(c in "0123456789abcdefABCDEF" for c in bare):
+        return '"<redacted>"'
+    return m.group(0)
+
+
+def one_line(message: str, limit: int = 400) -> str:
+    """A message as it leaves the config package: one line (a value quoted back may hold control
+    characters), bounded (or a long value quoted back floods the journal), and no key quoted
+    back (invariant 6, also when a key was typed under the wrong name)."""
+    message = _QUOTED.sub(_redact_key, message)
+    if not message.isprintable():
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return message if len(message) <= limit else message[:limit] + f"...({len(message)} chars)"
 
 
 class ConfigFileError(ConfigError):
@@ -22,7 +47,7 @@ class ConfigFileError(ConfigError):
     file's bytes or syntax, then the message gives the offset or line)."""
 
     def __init__(self, file: str | Path, key_path: str, message: str) -> None:
-        super().__init__(key_path, message)
+        super().__init__(one_line(key_path, 200), one_line(message))
         self.file = Path(file)
         self.args = (f"{self.file}: {self.args[0]}",)
 
@@ -67,30 +92,57 @@ def _long_number_offset(data: bytes) -> int:
     return 0
 
 
+def _deep_offset(data: bytes) -> int:
+    """Where brackets first nest past MAX_DEPTH (strings are not skipped: a hint, not a parse)."""
+    depth = 0
+    for i, b in enumerate(data):
+        depth += (b in b"[{") - (b in b"]}")
+        if depth > MAX_DEPTH:
+            return i
+    return 0
+
+
+def _toml_error_text(e: tomllib.TOMLDecodeError, data: bytes) -> str:
+    """tomllib ends its message "(at line L, column C)" or "(at end of document)": the position
+    goes first, so that cutting a long message (it may list a long key) never loses it."""
+    m = _TOML_AT.search(str(e))
+    if m is None:
+        return f"not valid TOML: {e}"
+    where = m.group(1) or f"the end, {byte_position(data, len(data))}"
+    return f"not valid TOML at {where}: {str(e)[: m.start()]}"
+
+
 def parse_toml(data: bytes, file: str | Path) -> dict[str, Any]:
     """Decode and parse; the document's nesting is bounded. Raises ConfigFileError."""
     text = decode_utf8(data, file)
     try:
         doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:  # its message ends "(at line L, column C)"
-        raise ConfigFileError(file, "", f"not valid TOML: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigFileError(file, "", _toml_error_text(e, data)) from e
     except ValueError as e:  # int() refuses more than 4300 digits (CVE-2020-10735 limit)
         where = byte_position(data, _long_number_offset(data))
         raise ConfigFileError(file, "", f"not valid TOML: a number too long at {where}") from e
     except RecursionError as e:  # arrays or inline tables nested hundreds deep
+        where = byte_position(data, _deep_offset(data))
         raise ConfigFileError(
-            file, "", f"not valid TOML: nested more than {MAX_DEPTH} levels deep"
+            file, "", f"not valid TOML: nested more than {MAX_DEPTH} levels deep at {where}"
         ) from e
-    _check_depth(doc, file)
+    _check_values(doc, file)
     return doc
 
 
-def _check_depth(doc: dict[str, Any], file: str | Path) -> None:
+def _check_values(doc: dict[str, Any], file: str | Path) -> None:
+    """Bounded nesting, and integers in TOML's 64-bit range: tomllib accepts any size, but
+    nothing downstream expects a 400-digit number (float() and repr() of one raise)."""
     stack: list[tuple[Any, str, int]] = [(doc, "", 0)]
     while stack:
         v, path, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise ConfigFileError(file, path, f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(v, int) and not INT64_MIN <= v <= INT64_MAX:
+            raise ConfigFileError(
+                file, path, f"an integer of {v.bit_length()} bits; TOML integers are 64-bit"
+            )
         if isinstance(v, dict):
             stack.extend((x, f"{path}.{k}" if path else str(k), depth + 1) for k, x in v.items())
         elif isinstance(v, list):

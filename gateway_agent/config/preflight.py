@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway_agent.config.devices import check_secret_file, read_devices
-from gateway_agent.config.files import byte_position
+from gateway_agent.config.files import byte_position, one_line
 from gateway_agent.config.sections import Config
 from gateway_agent.errors import ConfigError
 
@@ -27,7 +27,8 @@ def preflight(cfg: Config, *, create_state_dir: bool = False) -> list[Any]:
         try:
             cfg.agent.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
         except OSError as e:
-            raise ConfigError("agent.state_dir", f"{cfg.agent.state_dir}: {e.strerror or e}") from e
+            msg = one_line(f"{cfg.agent.state_dir}: {e.strerror or e}")
+            raise ConfigError("agent.state_dir", msg) from e
     else:
         _check_state_dir(cfg.agent.state_dir)
     return devices
@@ -45,7 +46,8 @@ def _check_password_text(path: Path) -> None:
         data.decode("utf-8")
     except UnicodeDecodeError as e:  # the byte itself is not shown: it is part of a secret
         raise ConfigError(
-            "upstream.password_file", f"{path}: not UTF-8 at {byte_position(data, e.start)}"
+            "upstream.password_file",
+            one_line(f"{path}: not UTF-8 at {byte_position(data, e.start)}"),
         ) from e
 
 
@@ -58,7 +60,7 @@ def _check_state_dir(path: Path) -> None:
             return
         if exists:
             if not is_dir:
-                raise ConfigError("agent.state_dir", f"{p}: Not a directory")
+                raise ConfigError("agent.state_dir", one_line(f"{p}: Not a directory"))
             return
         if is_link:  # a dangling link: mkdir cannot create through it
-            raise ConfigError("agent.state_dir", f"{p}: a symbolic link to nothing")
+            raise ConfigError("agent.state_dir", one_line(f"{p}: a symbolic link to nothing"))
