@@ -24,10 +24,14 @@ def eui(n: int) -> bytes:
 
 
 def device(n: int, cls: str, name: str = "", tags: tuple[str, ...] = (), **settings: Any) -> Device:
-    return Device(dev_eui=eui(n), name=name or f"dev{n}", device_class=cls, tags=tags, settings=settings)
+    return Device(
+        dev_eui=eui(n), name=name or f"dev{n}", device_class=cls, tags=tags, settings=settings
+    )
 
 
-def make_db(path: Path, devices: list[Device], rows: Iterable[tuple[bytes, float, dict[str, Any]]]) -> Path:
+def make_db(
+    path: Path, devices: list[Device], rows: Iterable[tuple[bytes, float, dict[str, Any]]]
+) -> Path:
     """Devices and readings through the Store's public API (the real schema and migrations)."""
     store = Store(path, synchronous="NORMAL")
     try:
@@ -37,7 +41,21 @@ def make_db(path: Path, devices: list[Device], rows: Iterable[tuple[bytes, float
         for dev_eui, t, m in rows:
             n = fcnt[dev_eui] = fcnt.get(dev_eui, 0) + 1
             batch.readings.append(
-                (f"gw:{dev_eui.hex()}:{n}", dev_eui.hex(), n, 85, t, 1, b"", json.dumps(m), "{}", None, -80.0, 7.5, 1)
+                (
+                    f"gw:{dev_eui.hex()}:{n}",
+                    dev_eui.hex(),
+                    n,
+                    85,
+                    t,
+                    1,
+                    b"",
+                    json.dumps(m),
+                    "{}",
+                    None,
+                    -80.0,
+                    7.5,
+                    1,
+                )
             )
             if len(batch.readings) >= 5000:
                 store.commit_batch(batch)

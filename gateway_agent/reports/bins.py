@@ -61,7 +61,12 @@ class BinsSummary:
             if p[1] > self.b.overflow_pct:
                 self.over_s += min(t - p[0], self.gap_s)
             last = self.collections[-1] if self.collections else None
-            if last is not None and t - last[0] <= MERGE_S and v < last[2] and p[1] <= last[2] + 1e-9:
+            if (
+                last is not None
+                and t - last[0] <= MERGE_S
+                and v < last[2]
+                and p[1] <= last[2] + 1e-9
+            ):
                 last[2] = v  # the same emptying, still falling
             elif p[1] - v >= self.b.emptied_drop_pct:
                 self.collections.append([t, p[1], v])
@@ -77,14 +82,20 @@ class BinsSummary:
                     "daily_max_pct": [None] * len(self.days), "first_problem": None,
                     "_first_problem_ts": None}  # fmt: skip
         cols = [
-            {"time": iso_z(t), "fill_pct": round(before, 1), "after_pct": round(after, 1),
-             "wasted": before < b.wasted_below_pct}  # fmt: skip
+            {
+                "time": iso_z(t),
+                "fill_pct": round(before, 1),
+                "after_pct": round(after, 1),
+                "wasted": before < b.wasted_below_pct,
+            }  # fmt: skip
             for t, before, after in self.collections
         ]
         wasted = [c for c in self.collections if c[1] < b.wasted_below_pct]
         # Fill rate: the rise over each whole cycle (after one emptying to just before the next).
         rise = dur = 0.0
-        for (t0, _, a0), (t1, before1, _) in zip(self.collections, self.collections[1:], strict=False):
+        for (t0, _, a0), (t1, before1, _) in zip(
+            self.collections, self.collections[1:], strict=False
+        ):
             rise += before1 - a0
             dur += t1 - t0
         rate = rise / (dur / 86400.0) if dur > 0 and rise > 0 else None
@@ -94,7 +105,12 @@ class BinsSummary:
             days = (b.target_fill_pct - after) / rate
             suggested = min(90.0, max(0.5, round(days * 2) / 2))
         current = (
-            round((self.collections[-1][0] - self.collections[0][0]) / 86400.0 / (len(self.collections) - 1), 1)
+            round(
+                (self.collections[-1][0] - self.collections[0][0])
+                / 86400.0
+                / (len(self.collections) - 1),
+                1,
+            )
             if len(self.collections) > 1
             else None
         )
@@ -116,7 +132,9 @@ class BinsSummary:
             "collections_count": len(cols),
             "wasted_collections": len(wasted),
             "mean_fill_at_collection_pct": (
-                round(sum(c[1] for c in self.collections) / len(self.collections), 1) if cols else None
+                round(sum(c[1] for c in self.collections) / len(self.collections), 1)
+                if cols
+                else None
             ),
             "hours_above_overflow": hours_over,
             "fill_rate_pct_per_day": round(rate, 2) if rate else None,

@@ -221,7 +221,10 @@ class Co2Summary:
         fails = [d for d in out_days if d["verdict"] == "fail"]
         worst = max(
             fails or [d for d in out_days if "mean_ppm" in d] or [{}],
-            key=lambda d: (d.get(f"longest_above_{labels[self.peak_i]}_min", 0), d.get("mean_ppm", 0)),
+            key=lambda d: (
+                d.get(f"longest_above_{labels[self.peak_i]}_min", 0),
+                d.get("mean_ppm", 0),
+            ),
         )
         res["worst_day"] = worst.get("date")
         res["days"] = out_days
@@ -267,7 +270,12 @@ def worst_rooms(entries: list[Mapping[str, Any]], n: int) -> list[dict[str, Any]
         reverse=True,
     )
     return [
-        {"dev_eui": e["dev_eui"], "name": e["name"], "days_fail": e["days_fail"],
-         "worst_day": e["worst_day"], "mean_ppm": e["mean_ppm"]}  # fmt: skip
+        {
+            "dev_eui": e["dev_eui"],
+            "name": e["name"],
+            "days_fail": e["days_fail"],
+            "worst_day": e["worst_day"],
+            "mean_ppm": e["mean_ppm"],
+        }  # fmt: skip
         for e in ranked[:n]
     ]

@@ -37,7 +37,9 @@ def fields(p: GulliesParams) -> tuple[str, ...]:
 
 
 class GulliesSummary:
-    def __init__(self, p: GulliesParams, period: Period, days: list[Day], s: ReportSettings) -> None:
+    def __init__(
+        self, p: GulliesParams, period: Period, days: list[Day], s: ReportSettings
+    ) -> None:
         self.p, self.s, self.days = p, s, days
         self.g = s.gullies
         self.gap_s = s.max_gap_min * 60.0

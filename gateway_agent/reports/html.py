@@ -73,7 +73,9 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
             if isinstance(c, tuple):  # pre-rendered HTML
                 cells.append(f"<td>{c[0]}</td>")
             else:
-                cls = ' class="num"' if isinstance(c, int | float) and not isinstance(c, bool) else ""
+                cls = (
+                    ' class="num"' if isinstance(c, int | float) and not isinstance(c, bool) else ""
+                )
                 cells.append(f"<td{cls}>{escape(_v(c))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{h}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -100,39 +102,78 @@ def _summary_cols(kind: str, devices: list[dict[str, Any]]) -> list[str]:
 def _device_detail(kind: str, d: dict[str, Any], labels: list[str], s: dict[str, Any]) -> str:
     out = []
     if kind == "legionella":
-        lines = [(f"{c['check']} {c['threshold_c']:g} \u00b0C", c["threshold_c"], "#b00000") for c in d["checks"]]
+        lines = [
+            (f"{c['check']} {c['threshold_c']:g} \u00b0C", c["threshold_c"], "#b00000")
+            for c in d["checks"]
+        ]
         out.append(line_chart(labels, [("daily max", d["daily_max_c"], "#c0392b"),
                                        ("daily min", d["daily_min_c"], "#2471a3")], lines, "\u00b0C"))  # fmt: skip
         rows = []
         for w in d["weeks"]:
             ev = "; ".join(
                 f"{c['check']}: {_verdict(c['verdict'])}"
-                + (f" {escape(_v(c['evidence']['value_c']))} \u00b0C at {escape(c['evidence']['time'])}" if c["evidence"] else "")
+                + (
+                    f" {escape(_v(c['evidence']['value_c']))} \u00b0C at {escape(c['evidence']['time'])}"
+                    if c["evidence"]
+                    else ""
+                )
                 for c in w["checks"]
             )
             rows.append([w["week"], f"{w['from']} to {w['to']}", (_verdict(w["verdict"]),), (ev,),
                          w["flushes"], w["first_flush"]])  # fmt: skip
-        out.append(_table(["week", "days", "verdict", "checks and evidence", "flushes", "first flush"], rows))
+        out.append(
+            _table(
+                ["week", "days", "verdict", "checks and evidence", "flushes", "first flush"], rows
+            )
+        )
         if d["days_without_data"]:
             out.append(f"<p>Days with no data: {escape(', '.join(d['days_without_data']))}</p>")
     elif kind == "co2":
         days = {x["date"]: x for x in d["days"]}
         a = dt.date.fromisoformat(s["from"])
-        means = [days.get((a + dt.timedelta(days=i)).isoformat(), {}).get("mean_ppm") for i in range(len(labels))]
-        maxes = [days.get((a + dt.timedelta(days=i)).isoformat(), {}).get("max_ppm") for i in range(len(labels))]
+        means = [
+            days.get((a + dt.timedelta(days=i)).isoformat(), {}).get("mean_ppm")
+            for i in range(len(labels))
+        ]
+        maxes = [
+            days.get((a + dt.timedelta(days=i)).isoformat(), {}).get("max_ppm")
+            for i in range(len(labels))
+        ]
         c = d["criteria"]
         out.append(line_chart(labels, [("daily mean", means, "#2471a3"), ("daily max", maxes, "#c0392b")],
                               [(f"mean < {c['mean_below_ppm']:g}", c["mean_below_ppm"], "#2471a3"),
                                (f"peak {c['peak_ppm']:g}", c["peak_ppm"], "#b00000")], "ppm"))  # fmt: skip
-        keys = [k for k in (d["days"][0] if d["days"] else {}) if k.startswith(("minutes_above_", "longest_above_")) and not k.endswith("_from")]
+        keys = [
+            k
+            for k in (d["days"][0] if d["days"] else {})
+            if k.startswith(("minutes_above_", "longest_above_")) and not k.endswith("_from")
+        ]
         for x in d["days"]:
-            keys += [k for k in x if k.startswith(("minutes_above_", "longest_above_")) and not k.endswith("_from") and k not in keys]
-        rows = [[x["date"], (_verdict(x["verdict"]),), ", ".join(x.get("reasons", [])), x.get("mean_ppm"),
-                 x.get("max_ppm"), *[x.get(k) for k in keys], x.get("coverage_pct")]  # fmt: skip
-                for x in d["days"] if x["verdict"] != "pass"]
+            keys += [
+                k
+                for k in x
+                if k.startswith(("minutes_above_", "longest_above_"))
+                and not k.endswith("_from")
+                and k not in keys
+            ]
+        rows = [
+            [
+                x["date"],
+                (_verdict(x["verdict"]),),
+                ", ".join(x.get("reasons", [])),
+                x.get("mean_ppm"),
+                x.get("max_ppm"),
+                *[x.get(k) for k in keys],
+                x.get("coverage_pct"),
+            ]  # fmt: skip
+            for x in d["days"]
+            if x["verdict"] != "pass"
+        ]
         if rows:
             out.append("<h3>School days not passing</h3>")
-            out.append(_table(["date", "verdict", "why", "mean ppm", "max ppm", *keys, "coverage %"], rows))
+            out.append(
+                _table(["date", "verdict", "why", "mean ppm", "max ppm", *keys, "coverage %"], rows)
+            )
     elif kind == "bins":
         out.append(line_chart(labels, [("daily max fill", d["daily_max_pct"], "#7d3c98")],
                               [("overflow", s["settings"]["overflow_pct"], "#b00000"),
@@ -156,12 +197,13 @@ def render_html(report: dict[str, Any], generated_at: str | None = None, site: s
     devices = report["devices"]
     labels = _day_labels(report)
     parts = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(title)} {escape(report['from'])} to {escape(report['to'])}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        '<p class="meta">' + (escape(site) + DOT if site else "")
-        + f'Period {escape(report["from"])} to {escape(report["to"])} ({escape(report["timezone"])} time)'
+        '<p class="meta">'
+        + (escape(site) + DOT if site else "")
+        + f"Period {escape(report['from'])} to {escape(report['to'])} ({escape(report['timezone'])} time)"
         + (DOT + "generated " + escape(generated_at) if generated_at else "")
         + "</p>",
         f'<div class="box"><b>Criteria.</b> {escape(SOURCES.get(kind, ""))}</div>',
@@ -183,7 +225,9 @@ def render_html(report: dict[str, Any], generated_at: str | None = None, site: s
     parts.append("<h2>Devices</h2>")
     for d in devices:
         parts.append('<section class="device">')
-        parts.append(f"<h3>{escape(d['name'] or d['dev_eui'])} {DASH} {_verdict(d['verdict'])}</h3>")
+        parts.append(
+            f"<h3>{escape(d['name'] or d['dev_eui'])} {DASH} {_verdict(d['verdict'])}</h3>"
+        )
         parts.append(f'<p class="meta">DevEUI {escape(d["dev_eui"])}; tags {escape(_v(d.get("tags", [])))}'
                      + (f"; first problem {escape(d['first_problem'])}" if d.get("first_problem") else "") + "</p>")  # fmt: skip
         parts.append(_device_detail(kind, d, labels, report))

@@ -66,9 +66,12 @@ def _eui(v: Any) -> bytes:
 def _time(v: Any) -> float:
     """ISO 8601 with an offset or Z, or Unix seconds. A time without an offset is refused:
     local or UTC cannot be guessed for history from another system."""
-    if isinstance(v, int | float) and not isinstance(v, bool):
-        t = float(v)
-    elif isinstance(v, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", v):
+    if (
+        isinstance(v, int | float)
+        and not isinstance(v, bool)
+        or isinstance(v, str)
+        and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", v)
+    ):
         t = float(v)
     elif isinstance(v, str):
         try:
@@ -133,7 +136,12 @@ def _csv(lines: Iterable[str]) -> Iterable[tuple[int, Any]]:
         if header is None:
             header = [c.strip() for c in row]
             if not any(h in EUI_KEYS for h in header) or "time" not in header:
-                yield n, _Bad("header: expected columns devEui, time and measurements (or one column per measurement)")
+                yield (
+                    n,
+                    _Bad(
+                        "header: expected columns devEui, time and measurements (or one column per measurement)"
+                    ),
+                )
                 return
             continue
         if len(row) != len(header):

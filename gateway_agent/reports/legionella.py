@@ -64,8 +64,13 @@ def params(dev: Device, s: ReportSettings) -> LegionellaParams:
         checks = (Check("return", 0, L.calorifier_return_min_c),)
     elif outlet == "calorifier":
         meas = (probe, ret)
-        checks = (Check("flow", 0, L.calorifier_flow_min_c), Check("return", 1, L.calorifier_return_min_c))
-    return LegionellaParams(outlet, healthcare, bool(ds.get("little_used", False)), meas, checks, sign)
+        checks = (
+            Check("flow", 0, L.calorifier_flow_min_c),
+            Check("return", 1, L.calorifier_return_min_c),
+        )
+    return LegionellaParams(
+        outlet, healthcare, bool(ds.get("little_used", False)), meas, checks, sign
+    )
 
 
 def fields(p: LegionellaParams) -> tuple[str, ...]:
@@ -84,7 +89,9 @@ class _Week:
 
 
 class LegionellaSummary:
-    def __init__(self, p: LegionellaParams, period: Period, days: list[Day], s: ReportSettings) -> None:
+    def __init__(
+        self, p: LegionellaParams, period: Period, days: list[Day], s: ReportSettings
+    ) -> None:
         self.p, self.s, self.days = p, s, days
         self.weeks_def = period.weeks()
         self.week_of_day = [0] * len(days)
@@ -138,12 +145,16 @@ class LegionellaSummary:
 
     def result(self) -> dict[str, Any]:
         p = self.p
-        no_data_days = [d.date.isoformat() for i, d in enumerate(self.days) if self.day_max[i] == -math.inf]
+        no_data_days = [
+            d.date.isoformat() for i, d in enumerate(self.days) if self.day_max[i] == -math.inf
+        ]
         base: dict[str, Any] = {
             "outlet": p.outlet,
             "healthcare": p.healthcare,
             "little_used": p.little_used,
-            "checks": [{"check": c.name, "threshold_c": c.threshold_c, "rule": c.mode} for c in p.checks],
+            "checks": [
+                {"check": c.name, "threshold_c": c.threshold_c, "rule": c.mode} for c in p.checks
+            ],
             "days_with_data": len(self.days) - len(no_data_days),
             "days_without_data": no_data_days,
             "daily_min_c": [_r(v) for v in self.day_min],
@@ -168,7 +179,9 @@ class LegionellaSummary:
             week_fail = week_missing = False
             for i, c in enumerate(p.checks):
                 if wk.n[i] == 0:
-                    checks_out.append({"check": c.name, "verdict": "insufficient_data", "evidence": None})
+                    checks_out.append(
+                        {"check": c.name, "verdict": "insufficient_data", "evidence": None}
+                    )
                     week_missing = True
                     continue
                 ext, vio = wk.extreme[i], wk.violation[i]
@@ -180,11 +193,19 @@ class LegionellaSummary:
                     ev, when = (ext, None) if ok else (vio, vio[1] if vio else None)
                 assert ev is not None
                 e = {"value_c": _r(ev[0]), "time": iso_z(ev[1])}
-                checks_out.append({"check": c.name, "verdict": "pass" if ok else "fail", "evidence": e})
+                checks_out.append(
+                    {"check": c.name, "verdict": "pass" if ok else "fail", "evidence": e}
+                )
                 if not ok:
                     week_fail = True
-                    reasons.add(f"{c.name}_{'not_reached' if c.mode == 'reach' else 'out_of_range'}")
-                    first_problem = when if first_problem is None or (when and when < first_problem) else first_problem
+                    reasons.add(
+                        f"{c.name}_{'not_reached' if c.mode == 'reach' else 'out_of_range'}"
+                    )
+                    first_problem = (
+                        when
+                        if first_problem is None or (when and when < first_problem)
+                        else first_problem
+                    )
                     if fail_evidence is None:
                         fail_evidence = {"check": c.name, "week": label, **e}
                 elif evidence is None:

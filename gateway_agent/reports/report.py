@@ -56,7 +56,7 @@ def select_devices(kind: str, devices: Sequence[Device], sel: Selector) -> list[
 
 def _kind(kind: str) -> Kind:
     if kind not in KINDS:
-        raise ConfigError("kind", f"expected one of {' | '.join(KINDS)}, got \"{kind}\"")
+        raise ConfigError("kind", f'expected one of {" | ".join(KINDS)}, got "{kind}"')
     return KINDS[kind]
 
 
@@ -79,8 +79,12 @@ def build_report(
     for dev in devices:
         p = k.params(dev, settings)
         fig = k.summarize(rows_for(dev, k.fields(p)), p, period, days, settings)
-        entries.append({"dev_eui": dev.dev_eui.hex(), "name": dev.name, "tags": list(dev.tags), **fig})
-    counts = {v: sum(e["verdict"] == v for e in entries) for v in ("pass", "fail", "insufficient_data")}
+        entries.append(
+            {"dev_eui": dev.dev_eui.hex(), "name": dev.name, "tags": list(dev.tags), **fig}
+        )
+    counts = {
+        v: sum(e["verdict"] == v for e in entries) for v in ("pass", "fail", "insufficient_data")
+    }
     report: dict[str, Any] = {
         "kind": kind,
         "from": period.first.isoformat(),
@@ -102,7 +106,9 @@ def _settings_view(kind: str, s: ReportSettings) -> dict[str, Any]:
         ks["holidays"] = [f"{a.isoformat()}..{b.isoformat()}" for a, b in s.co2.holidays]
         ks["start"] = f"{s.co2.start_min // 60:02d}:{s.co2.start_min % 60:02d}"
         ks["end"] = f"{s.co2.end_min // 60:02d}:{s.co2.end_min % 60:02d}"
-        ks["weekdays"] = [("mon", "tue", "wed", "thu", "fri", "sat", "sun")[d] for d in s.co2.weekdays]
+        ks["weekdays"] = [
+            ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[d] for d in s.co2.weekdays
+        ]
         del ks["start_min"], ks["end_min"]
         ks["criteria"] = {v: asdict(c) for v, c in s.co2.criteria.items()}
     if "healthcare_tags" in ks:
@@ -116,10 +122,15 @@ def _has_data(e: dict[str, Any]) -> bool:
     for key in ("readings", "days_with_data"):
         if key in e:
             return bool(e[key])
-    return e.get("school_days", 0) > e.get("days_insufficient_data", 0) or e["verdict"] != "insufficient_data"
+    return (
+        e.get("school_days", 0) > e.get("days_insufficient_data", 0)
+        or e["verdict"] != "insufficient_data"
+    )
 
 
-def value_section(kind: str, entries: list[dict[str, Any]], period: Period, s: ReportSettings) -> dict[str, Any]:
+def value_section(
+    kind: str, entries: list[dict[str, Any]], period: Period, s: ReportSettings
+) -> dict[str, Any]:
     """Visits replaced and problems found before the next visit. Every sum is shown in `sums`."""
     vf: ValueFigures = kind_settings(kind, s).value
     cur = s.currency
@@ -165,6 +176,8 @@ def value_section(kind: str, entries: list[dict[str, Any]], period: Period, s: R
     if kind == "bins":
         wasted = sum(e.get("wasted_collections", 0) for e in entries)
         out["wasted_collections"] = wasted
-        sums.append(f"{wasted} collections made below {s.bins.wasted_below_pct:g} % full (trips a sensor-led round could skip)")
+        sums.append(
+            f"{wasted} collections made below {s.bins.wasted_below_pct:g} % full (trips a sensor-led round could skip)"
+        )
     out["sums"] = sums
     return out

@@ -274,7 +274,9 @@ def _co2(t: TomlTable) -> Co2Settings:
     thresholds = t.get("thresholds_ppm", _list, list(d.thresholds_ppm))
     if len(thresholds) != 2:
         raise ConfigError(t.key("thresholds_ppm"), "expected two numbers, e.g. [1500, 2000]")
-    th = tuple(_num(300, 10_000)(x, f"{t.key('thresholds_ppm')}[{i}]") for i, x in enumerate(thresholds))
+    th = tuple(
+        _num(300, 10_000)(x, f"{t.key('thresholds_ppm')}[{i}]") for i, x in enumerate(thresholds)
+    )
     out = Co2Settings(
         start_min=start,
         end_min=end,
@@ -314,7 +316,9 @@ def _gullies(t: TomlTable) -> GulliesSettings:
         warning_level_mm=t.get("warning_level_mm", _num(0, 100_000), d.warning_level_mm),
         rise_mm=t.get("rise_mm", _num(1, 100_000), d.rise_mm),
         rise_window_min=t.get("rise_window_min", _num(1, 1440), d.rise_window_min),
-        silt_rise_mm_per_30d=t.get("silt_rise_mm_per_30d", _num(0.1, 100_000), d.silt_rise_mm_per_30d),
+        silt_rise_mm_per_30d=t.get(
+            "silt_rise_mm_per_30d", _num(0.1, 100_000), d.silt_rise_mm_per_30d
+        ),
         silt_min_days=t.get("silt_min_days", _int(2, 366), d.silt_min_days),
         value=_value(t, d.value),
     )
@@ -359,4 +363,6 @@ def device_report_settings(settings: Mapping[str, Any], key_path: str) -> dict[s
 
     Raises ConfigError naming `key_path.key`. The lead may call it when loading devices.toml.
     """
-    return {k: conv(settings[k], f"{key_path}.{k}") for k, conv in DEVICE_KEYS.items() if k in settings}
+    return {
+        k: conv(settings[k], f"{key_path}.{k}") for k, conv in DEVICE_KEYS.items() if k in settings
+    }

@@ -74,9 +74,7 @@ def stream_rows(
     Rows carrying none of the fields are skipped."""
     paths = [f'$."{f}"' for f in fields]
     cols = ", ".join("json_extract(measurements, ?)" for _ in paths)
-    sql = (
-        f"SELECT time, {cols} FROM readings WHERE dev_eui=? AND time>=? AND time<? ORDER BY time"
-    )
+    sql = f"SELECT time, {cols} FROM readings WHERE dev_eui=? AND time>=? AND time<? ORDER BY time"
     eui = dev_eui.hex()
     n_at_last = 0
     last_t = start

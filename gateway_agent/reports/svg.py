@@ -53,7 +53,9 @@ def line_chart(
     v = lo
     while v <= hi + step / 2:
         yy = y(v)
-        out.append(f'<line x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid"/>')
+        out.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid"/>'
+        )
         out.append(f'<text x="{left - 4}" y="{yy + 3:.1f}" class="yl">{v:g}</text>')
         v += step
     every = max(1, math.ceil(n / 16))
@@ -68,22 +70,28 @@ def line_chart(
             f'<text x="{width - right - 2}" y="{yy - 3:.1f}" class="ll" fill="{colour}">'
             f"{escape(lab)}</text>"
         )
-    for lab, ys, colour in series:
+    for _lab, ys, colour in series:
         run: list[str] = []
         for i, val in enumerate(ys):
             if val is None or not math.isfinite(val):
                 if len(run) > 1:
-                    out.append(f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" stroke-width="1.6"/>')
+                    out.append(
+                        f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" stroke-width="1.6"/>'
+                    )
                 run = []
                 continue
             run.append(f"{x(i):.1f},{y(val):.1f}")
             out.append(f'<circle cx="{x(i):.1f}" cy="{y(val):.1f}" r="1.8" fill="{colour}"/>')
         if len(run) > 1:
-            out.append(f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" stroke-width="1.6"/>')
+            out.append(
+                f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" stroke-width="1.6"/>'
+            )
     legend_x = left + 4
     for lab, _, colour in series:
         out.append(f'<rect x="{legend_x}" y="{top + 2}" width="8" height="8" fill="{colour}"/>')
-        out.append(f'<text x="{legend_x + 11}" y="{top + 10}" class="lg">{escape(lab)}{" (" + escape(unit) + ")" if unit else ""}</text>')
+        out.append(
+            f'<text x="{legend_x + 11}" y="{top + 10}" class="lg">{escape(lab)}{" (" + escape(unit) + ")" if unit else ""}</text>'
+        )
         legend_x += 12 + 7 * (len(lab) + len(unit) + 3)
     out.append("</svg>")
     return "".join(out)

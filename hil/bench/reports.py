@@ -26,6 +26,7 @@ from pathlib import Path
 from gateway_agent.model import Device
 from gateway_agent.reports import KINDS, Selector, date_period, month_period, run_report
 from gateway_agent.store import Batch, Store
+from hil.bench.meta import git_commit
 
 CLASSES = ("legionella", "co2", "bin", "gully")
 MONTH = "2026-01"
@@ -57,7 +58,11 @@ def _measurements(cls: str, i: int, t: float, rnd: random.Random) -> dict[str, f
                 "temperature_c": 20.5, "humidity_pct": 45.0, "battery_v": 3.3}  # fmt: skip
     if cls == "bin":
         fill = (t / 3600 * 0.6 + i * 7) % 100
-        return {"distance_mm": round(1200 - fill * 10.5), "fill_pct": round(fill, 1), "battery_pct": 90}
+        return {
+            "distance_mm": round(1200 - fill * 10.5),
+            "fill_pct": round(fill, 1),
+            "battery_pct": 90,
+        }
     level = 50 + (t - 1767225600) / 86400 * (2 if i % 8 == 3 else 0) + rnd.uniform(0, 5)
     return {"distance_mm": round(3000 - level), "level_mm": round(level, 1), "battery_pct": 80}
 
@@ -101,20 +106,14 @@ def one(db: str, kind: str, scope: str, half: bool) -> None:
                       "summary": rep["summary"]}))  # fmt: skip
 
 
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).resolve().parents[2]).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", type=int, default=500)
     ap.add_argument("--interval-min", type=float, default=15.0)
     ap.add_argument("--keep", type=Path, help="build (or reuse) the database in this directory")
-    ap.add_argument("--one", nargs=4, metavar=("DB", "KIND", "SCOPE", "HALF"), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--one", nargs=4, metavar=("DB", "KIND", "SCOPE", "HALF"), help=argparse.SUPPRESS
+    )
     a = ap.parse_args()
     if a.one:
         one(a.one[0], a.one[1], a.one[2], a.one[3] == "1")
@@ -141,8 +140,11 @@ def main() -> None:
             print(f"{kind:<10} {scope:<5} {r['days']:>2} days {r['devices']:>3} devices "
                   f"{r['seconds']:>6.2f} s  peak RSS {r['peak_rss_mb']:.1f} MB")  # fmt: skip
     with open("/proc/cpuinfo") as f:
-        cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), platform.machine())
-    print(json.dumps({"bench": "reports", "commit": _git_commit(), "machine": platform.machine(), "cpu": cpu,
+        cpu = next(
+            (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
+            platform.machine(),
+        )
+    print(json.dumps({"bench": "reports", "commit": git_commit() or "unknown", "machine": platform.machine(), "cpu": cpu,
                       "cpus": os.cpu_count(), "python": platform.python_version(),
                       "sqlite": __import__("sqlite3").sqlite_version, "devices": a.devices,
                       "interval_min": a.interval_min, "runs": runs}))  # fmt: skip

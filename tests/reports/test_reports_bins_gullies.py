@@ -38,7 +38,11 @@ def _bin_rows():
 @pytest.fixture(scope="module")
 def bins(tmp_path_factory: pytest.TempPathFactory) -> dict:
     db = tmp_path_factory.mktemp("bins") / "agent.db"
-    make_db(db, [device(1, "bin", "High St 1"), device(2, "bin", "High St 2"), device(3, "bin", "Quiet")], _bin_rows())
+    make_db(
+        db,
+        [device(1, "bin", "High St 1"), device(2, "bin", "High St 2"), device(3, "bin", "Quiet")],
+        _bin_rows(),
+    )
     return run_report(db, "bins", JAN)
 
 
@@ -53,7 +57,9 @@ def test_bin_emptied_at_40_twice(bins: dict) -> None:
     # 8 readings (95.0 is not above) -> 8 hours.
     assert d["hours_above_overflow"] == pytest.approx(8.0, abs=1.01)
     assert d["current_interval_days"] == 5.2
-    assert d["fill_rate_pct_per_day"] == pytest.approx((35 + 80 + 35 + 94) / 21.0, rel=0.01)  # 4 whole cycles
+    assert d["fill_rate_pct_per_day"] == pytest.approx(
+        (35 + 80 + 35 + 94) / 21.0, rel=0.01
+    )  # 4 whole cycles
     rate = d["fill_rate_pct_per_day"]
     assert d["suggested_interval_days"] == round((85 - 5) / rate * 2) / 2
     assert bins["value"]["wasted_collections"] == 2

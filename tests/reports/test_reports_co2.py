@@ -84,9 +84,16 @@ def test_worst_rooms_and_value(report: dict) -> None:
 
 def test_occupied_hours_only(tmp_path) -> None:
     """A spike after school and at the weekend does not count."""
-    rows = [(eui(1), t, {"co2_ppm": 3000}) for t in every(ts(2026, 1, 5, 15, 30), ts(2026, 1, 5, 18), 300)]
-    rows += [(eui(1), t, {"co2_ppm": 3000}) for t in every(ts(2026, 1, 10, 9), ts(2026, 1, 10, 15), 300)]
-    rows += [(eui(1), t, {"co2_ppm": 600}) for t in every(ts(2026, 1, 6, 9), ts(2026, 1, 6, 15, 30), 300)]
+    rows = [
+        (eui(1), t, {"co2_ppm": 3000})
+        for t in every(ts(2026, 1, 5, 15, 30), ts(2026, 1, 5, 18), 300)
+    ]
+    rows += [
+        (eui(1), t, {"co2_ppm": 3000}) for t in every(ts(2026, 1, 10, 9), ts(2026, 1, 10, 15), 300)
+    ]
+    rows += [
+        (eui(1), t, {"co2_ppm": 600}) for t in every(ts(2026, 1, 6, 9), ts(2026, 1, 6, 15, 30), 300)
+    ]
     db = make_db(tmp_path / "a.db", [device(1, "co2")], sorted(rows, key=lambda r: r[1]))
     d = run_report(db, "co2", JAN)["devices"][0]
     assert d["verdict"] == "pass" and d["days_pass"] == 1 and d["max_ppm"] == 600.0

@@ -11,7 +11,9 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from gateway_agent.errors import ConfigError
 from gateway_agent.reports import (
@@ -50,8 +52,14 @@ def test_settings_defaults_and_errors() -> None:
         ({"co2": {"start": "10:00", "end": "09:00"}}, "reports.co2.end"),
         ({"co2": {"holidays": ["2026-02-20..2026-02-16"]}}, "reports.co2.holidays[0]"),
         ({"co2": {"weekdays": ["mon", "fry"]}}, "reports.co2.weekdays[1]"),
-        ({"co2": {"criteria": {"natural": {"peak_ppm": "high"}}}}, "reports.co2.criteria.natural.peak_ppm"),
-        ({"legionella": {"value": {"minutes_per_check": -1}}}, "reports.legionella.value.minutes_per_check"),
+        (
+            {"co2": {"criteria": {"natural": {"peak_ppm": "high"}}}},
+            "reports.co2.criteria.natural.peak_ppm",
+        ),
+        (
+            {"legionella": {"value": {"minutes_per_check": -1}}},
+            "reports.legionella.value.minutes_per_check",
+        ),
         ({"bins": {"overflow_pct": 120}}, "reports.bins.overflow_pct"),
         ({"timezone": "Mars/Olympus"}, "reports.timezone"),
         ({"colour": 1}, "reports.colour"),
@@ -77,7 +85,10 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     for kind in KINDS:
         db = tmp_path_factory.mktemp(kind) / "agent.db"
         devs = [device(i, CLASS[kind], f"<{kind} & {i}>", **SETTINGS[kind]) for i in (1, 2)]
-        rows = [(eui(1), t, {FIELD[kind]: 40 + 30 * math.sin(t / 7000)}) for t in every(JAN.start, JAN.end, 1800)]
+        rows = [
+            (eui(1), t, {FIELD[kind]: 40 + 30 * math.sin(t / 7000)})
+            for t in every(JAN.start, JAN.end, 1800)
+        ]
         make_db(db, devs, rows)
         out[kind] = run_report(db, kind, JAN)
     return out
@@ -99,7 +110,9 @@ def test_csv_and_json(reports: dict[str, dict], kind: str) -> None:
     rows = list(csv.DictReader(io.StringIO(render_csv(rep))))
     assert len(rows) == 2
     assert [r["dev_eui"] for r in rows] == [eui(1).hex(), eui(2).hex()]
-    assert all(r["kind"] == kind and r["from"] == "2026-01-01" and r["to"] == "2026-01-31" for r in rows)
+    assert all(
+        r["kind"] == kind and r["from"] == "2026-01-01" and r["to"] == "2026-01-31" for r in rows
+    )
     assert rows[1]["verdict"] == "insufficient_data"
     back = json.loads(render_json(rep))
     assert back == json.loads(json.dumps(rep))
@@ -109,7 +122,9 @@ def test_csv_and_json(reports: dict[str, dict], kind: str) -> None:
 
 
 def test_path_and_connection_give_the_same_report(tmp_path: Path) -> None:
-    db = make_db(tmp_path / "a.db", [device(1, "co2")], [(eui(1), ts(2026, 1, 6, 10), {"co2_ppm": 900})])
+    db = make_db(
+        tmp_path / "a.db", [device(1, "co2")], [(eui(1), ts(2026, 1, 6, 10), {"co2_ppm": 900})]
+    )
     conn = open_readonly(db)
     try:
         assert run_report(conn, "co2", JAN) == run_report(db, "co2", JAN)
@@ -118,7 +133,11 @@ def test_path_and_connection_give_the_same_report(tmp_path: Path) -> None:
 
 
 def test_selector(tmp_path: Path) -> None:
-    devs = [device(1, "co2", tags=("school-1",)), device(2, "co2", tags=("school-2",)), device(3, "bin")]
+    devs = [
+        device(1, "co2", tags=("school-1",)),
+        device(2, "co2", tags=("school-2",)),
+        device(3, "bin"),
+    ]
     db = make_db(tmp_path / "a.db", devs, [])
     names = lambda r: [d["dev_eui"] for d in r["devices"]]  # noqa: E731
     assert names(run_report(db, "co2", JAN, Selector(tags=("school-2",)))) == [eui(2).hex()]
@@ -150,9 +169,13 @@ def test_import_jsonl_and_csv() -> None:
     )
     assert [r.time for r in rows] == [ts(2026, 1, 5, 10), 1767607500.0]
     assert rows[0].dev_eui == eui(1) and rows[1].measurements == {"co2_ppm": 820.5}
-    wide = parse_import("devEui,time,co2_ppm,temperature_c\n70b3d57ed0000001,2026-01-05T10:00:00+00:00,812,\n")
+    wide = parse_import(
+        "devEui,time,co2_ppm,temperature_c\n70b3d57ed0000001,2026-01-05T10:00:00+00:00,812,\n"
+    )
     assert wide[0].measurements == {"co2_ppm": 812.0}
-    packed = parse_import('devEui,time,measurements\n70b3d57ed0000001,2026-01-05T10:00:00Z,"{""fill_pct"": 40}"\n')
+    packed = parse_import(
+        'devEui,time,measurements\n70b3d57ed0000001,2026-01-05T10:00:00Z,"{""fill_pct"": 40}"\n'
+    )
     assert packed[0].measurements == {"fill_pct": 40.0}
 
 
@@ -180,18 +203,26 @@ _value = st.one_of(
     st.none(),
     st.booleans(),
     st.text(max_size=3),
-    st.integers(-10**6, 10**6),
+    st.integers(-(10**6), 10**6),
     st.floats(allow_nan=True, allow_infinity=True),
 )
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.lists(st.tuples(st.floats(-2 * 86400, 33 * 86400), _value, _value), max_size=60))
 def test_never_crashes_on_arbitrary_rows(kind: str, data: list) -> None:
     rows = sorted(((JAN.start + t, (a, b)) for t, a, b in data), key=lambda r: r[0])
-    dev = device(1, CLASS[kind], outlet="calorifier") if kind == "legionella" else device(1, CLASS[kind])
-    rep = build_report(kind, JAN, [dev], lambda d, f: ((t, v[: len(f)]) for t, v in rows), ReportSettings())
+    dev = (
+        device(1, CLASS[kind], outlet="calorifier")
+        if kind == "legionella"
+        else device(1, CLASS[kind])
+    )
+    rep = build_report(
+        kind, JAN, [dev], lambda d, f: ((t, v[: len(f)]) for t, v in rows), ReportSettings()
+    )
     assert rep["devices"][0]["verdict"] in ("pass", "fail", "insufficient_data")
     json.dumps(rep, allow_nan=False)
     render_csv(rep)

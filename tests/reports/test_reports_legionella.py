@@ -36,7 +36,11 @@ def _rows():
         # little-used hot outlet: run on Mondays only, and not in week 4 (19-25 Jan)
         monday = (int(t // 86400) + 3) % 7 == 0
         week4 = ts(2026, 1, 19) <= t < ts(2026, 1, 26)
-        yield eui(3), t, {"temperature_c": round(_hot(t, 60.0), 2) if monday and not week4 else 22.0}
+        yield (
+            eui(3),
+            t,
+            {"temperature_c": round(_hot(t, 60.0), 2) if monday and not week4 else 22.0},
+        )
         # healthcare hot outlet only reaches 52 C
         yield eui(4), t, {"temperature_c": round(_hot(t, 52.0), 2)}
         # calorifier with both probes, fine
@@ -71,7 +75,9 @@ def _dev(report: dict, n: int) -> dict:
 def test_shape(report: dict) -> None:
     assert report["kind"] == "legionella"
     assert (report["from"], report["to"]) == ("2026-01-01", "2026-01-31")
-    assert [d["dev_eui"] for d in report["devices"]] == [eui(n).hex() for n in (1, 2, 3, 4, 5, 6, 7)]
+    assert [d["dev_eui"] for d in report["devices"]] == [
+        eui(n).hex() for n in (1, 2, 3, 4, 5, 6, 7)
+    ]
     assert report["summary"] == {"devices": 7, "pass": 2, "fail": 4, "insufficient_data": 1}
 
 
@@ -82,7 +88,12 @@ def test_hot_outlet_fails_in_week_3_with_evidence(report: dict) -> None:
     verdicts = {w["week"]: w["verdict"] for w in d["weeks"]}
     assert verdicts == {"2026-W01": "pass", "2026-W02": "pass", "2026-W03": "fail",
                         "2026-W04": "pass", "2026-W05": "pass"}  # fmt: skip
-    assert d["evidence"] == {"check": "hot", "week": "2026-W03", "value_c": 45.0, "time": "2026-01-12T10:00:00Z"}
+    assert d["evidence"] == {
+        "check": "hot",
+        "week": "2026-W03",
+        "value_c": 45.0,
+        "time": "2026-01-12T10:00:00Z",
+    }
     w1 = d["weeks"][0]["checks"][0]
     assert w1["evidence"] == {"value_c": 58.0, "time": "2026-01-01T10:00:00Z"}
     assert d["days_without_data"] == [] and d["days_with_data"] == 31
@@ -127,7 +138,12 @@ def test_calorifier_flow_and_return(report: dict) -> None:
 def test_cold_breach_evidence_and_value(report: dict) -> None:
     d = _dev(report, 7)
     assert d["verdict"] == "fail"
-    assert d["evidence"] == {"check": "cold", "week": "2026-W04", "value_c": 21.0, "time": "2026-01-20T15:00:00Z"}
+    assert d["evidence"] == {
+        "check": "cold",
+        "week": "2026-W04",
+        "value_c": 21.0,
+        "time": "2026-01-20T15:00:00Z",
+    }
     assert d["first_problem"] == "2026-01-20T15:00:00Z"
     v = report["value"]
     assert v["devices_monitored"] == 6
@@ -139,7 +155,11 @@ def test_cold_breach_evidence_and_value(report: dict) -> None:
 
 
 def test_outlet_not_set(tmp_path: Path) -> None:
-    db = make_db(tmp_path / "a.db", [device(1, "legionella")], [(eui(1), ts(2026, 1, 5), {"temperature_c": 50})])
+    db = make_db(
+        tmp_path / "a.db",
+        [device(1, "legionella")],
+        [(eui(1), ts(2026, 1, 5), {"temperature_c": 50})],
+    )
     r = run_report(db, "legionella", JAN)
     assert r["devices"][0]["verdict"] == "insufficient_data"
     assert r["devices"][0]["reasons"] == ["outlet_not_set"]
