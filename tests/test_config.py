@@ -333,26 +333,37 @@ def test_other_commands_show_a_bad_config_as_one_line(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("which", ["config", "devices"])
-def test_sighup_with_non_utf8_file_keeps_old_config_and_runs(tmp_path: Path, which: str) -> None:
+@pytest.mark.parametrize("which", ["config", "devices", "key_file"])
+def test_sighup_with_a_file_run_would_refuse_keeps_old_config_and_runs(
+    tmp_path: Path, which: str
+) -> None:
     import os
     import signal
     import time
 
     from tests.agentproc import Agent
 
-    agent = Agent(tmp_path, None, [DEVICE])
+    secret = tmp_path / "client.key"
+    secret.write_text("not a real key\n")
+    secret.chmod(0o600)
+    tls = {"tls": True, "cert_file": str(secret), "key_file": str(secret)}
+    agent = Agent(tmp_path, None, [DEVICE], extra={"upstream": tls})
     agent.start()
     try:
-        target = agent.config_path if which == "config" else agent.devices_path
-        at = put_bad_byte(target, b"[")
+        if which == "key_file":
+            secret.chmod(0o644)
+            expect = f"upstream.key_file: {secret} holds keys and is world-readable"
+        else:
+            target = agent.config_path if which == "config" else agent.devices_path
+            at = put_bad_byte(target, b"[")
+            expect = f"{target}: not UTF-8: byte 0xff at offset {at}"
         assert agent.proc is not None
         os.kill(agent.proc.pid, signal.SIGHUP)
         deadline = time.monotonic() + 10
-        while "config_reload_failed" not in agent.log() and time.monotonic() < deadline:
+        while "config_reload" not in agent.log() and time.monotonic() < deadline:
             time.sleep(0.05)
-        line = next(x for x in agent.log().splitlines() if "config_reload_failed" in x)
-        assert f"{target}: not UTF-8: byte 0xff at offset {at}" in line, agent.log()
+        line = next(x for x in agent.log().splitlines() if "config_reload" in x)
+        assert "config_reload_failed" in line and expect in line, agent.log()
         assert "Traceback" not in agent.log()
         assert agent.ask("ping")["pong"] is True, "the old config stays; the daemon keeps running"
         assert agent.counter("config_reload_failed") == 1

@@ -13,7 +13,7 @@ from gateway_agent.config.devices import (
     load_devices,
     read_devices,
 )
-from gateway_agent.config.files import ConfigFileError, read_toml
+from gateway_agent.config.files import ConfigFileError, in_file, read_toml
 from gateway_agent.config.load import load_config, read_config
 from gateway_agent.config.preflight import preflight
 from gateway_agent.config.sections import (
@@ -45,6 +45,7 @@ __all__ = [
     "StoreConfig",
     "UpstreamConfig",
     "check_secret_file",
+    "in_file",
     "load_config",
     "load_devices",
     "parse_hex",
