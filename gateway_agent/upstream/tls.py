@@ -40,6 +40,10 @@ def read_password(cfg: UpstreamConfig) -> str | None:
         return cfg.password_file.read_text(encoding="utf-8").strip()
     except OSError as e:
         raise UpstreamError(f"cannot read upstream.password_file: {e.strerror}") from e
+    except UnicodeDecodeError as e:  # changed under a running daemon: an error, not a crash
+        raise UpstreamError(
+            f"upstream.password_file: not UTF-8 (byte offset {e.start}); save it as UTF-8"
+        ) from e
 
 
 def tls_context(cfg: UpstreamConfig) -> ssl.SSLContext | None:
