@@ -2,12 +2,15 @@
 legacy TTN v2 `Decoder(bytes, port)`. Pure apart from reading the file once at load time.
 
 QuickJS runtimes crash when touched from more than one thread, so every context lives and runs
-on one dedicated worker thread; each codec has its own context, time and memory limits.
+on one dedicated worker thread; each codec has its own context, time and memory limits. The host
+passes QuickJS only strings and gets only strings back (see _PRELUDE), so no codec code ever runs
+outside those limits.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,19 +26,99 @@ DEFAULT_TIME_LIMIT_S = 0.1
 DEFAULT_MEMORY_LIMIT_BYTES = 16 * 1024 * 1024
 MAX_EXTRAS = 256
 GC_EVERY = 32
+MAX_RESULT_CHARS = 1024 * 1024  # of JSON; a LoRaWAN payload decodes to a few hundred
+MAX_MESSAGE_CHARS = 200
 
-# Called with one JSON string argument: untrusted bytes never become source text.
-_SHIM = """
-var __gatewayAgentStyle = typeof decodeUplink === 'function' ? 'uplink'
-    : (typeof Decoder === 'function' ? 'v2' : 'none');
-function __gatewayAgentCall(inputJson) {
-    var input = JSON.parse(inputJson);
-    var out = __gatewayAgentStyle === 'uplink' ? decodeUplink(input)
-        : Decoder(input.bytes, input.fPort);
-    var text = JSON.stringify(out === undefined ? null : out);
-    return text === undefined ? 'null' : text;
-}
-"""
+# Evaluated before the codec; returns the one function the host ever calls. The host only hands it
+# strings and only gets a tagged string back, so no codec object (thrown value, result, getter,
+# Proxy) is ever touched by the host: every conversion runs here, under the time and memory
+# limits. It keeps its own copies of the builtins it uses, as a codec may replace the globals.
+# The one value that still reaches the host is QuickJS's uncatchable "interrupted" error (the time
+# limit), which the host turns into text with no limit in force: its prototype is frozen here
+# with a fixed Symbol.toPrimitive so that conversion can never run codec code.
+_PRELUDE = r"""
+(function () {
+  'use strict';
+  var indirectEval = eval, parse = JSON.parse, stringify = JSON.stringify, toStr = String;
+  var call = Function.prototype.call, isArray = Array.isArray;
+  var objectToString = call.bind(Object.prototype.toString);
+  var slice = call.bind(String.prototype.slice);
+  var hasOwn = call.bind(Object.prototype.hasOwnProperty);
+  var getProto = Object.getPrototypeOf, ownDescriptor = Object.getOwnPropertyDescriptor;
+  var internalProto = InternalError.prototype;
+  var MAX_RESULT = @MAX_RESULT@, MAX_MESSAGE = @MAX_MESSAGE@;
+  var SUFFIX = '\n;[function () { return decodeUplink; }, function () { return Decoder; },' +
+    ' typeof decodeUplink, typeof Decoder]';
+  var style = 'none', getUplink = null, getDecoder = null;
+
+  function ownMessage(e) {
+    var d = ownDescriptor(e, 'message');
+    return d !== undefined && hasOwn(d, 'value') && typeof d.value === 'string' ? d.value : '';
+  }
+  Object.defineProperty(internalProto, Symbol.toPrimitive, {
+    value: function () { return 'InternalError: ' + ownMessage(this); }
+  });
+  Object.freeze(internalProto);
+
+  function describe(e) {
+    var t = typeof e;
+    if (t === 'string') return e;
+    if (t !== 'object' && t !== 'function') return toStr(e);
+    try { var s = toStr(e); if (typeof s === 'string') return s; } catch (ignored) {}
+    try { return objectToString(e); } catch (ignored) {}
+    return '[object]';
+  }
+  // N: null (a `throw null`, or QuickJS out of memory), M: out of memory, S: stack overflow,
+  // T: any other thrown value, as a JSON string; E (from load): a message of ours.
+  function engineKind(e) {
+    if (typeof e !== 'object' || getProto(e) !== internalProto) return '';
+    var m = ownMessage(e);
+    return m === 'out of memory' ? 'M' : (m === 'stack overflow' ? 'S' : '');
+  }
+  // Must not throw: whatever it lets escape, the host would convert with no limit in force.
+  function failure(e) {
+    if (e === null) return 'N';
+    var kind = '';
+    try { kind = engineKind(e); } catch (ignored) {}  // a Proxy's getPrototypeOf trap may throw
+    if (kind) return kind;
+    var text = describe(e);
+    // As JSON: a lone surrogate in a thrown string would not survive the host's UTF-8 decoding.
+    return 'T' + stringify(text.length > MAX_MESSAGE ? slice(text, 0, MAX_MESSAGE) + '...' : text);
+  }
+  function load(source) {
+    try {
+      var got = indirectEval(source + SUFFIX);
+      if (!isArray(got) || got.length !== 4) return 'Edoes not end with a complete statement';
+      getUplink = got[0]; getDecoder = got[1];
+      style = got[2] === 'function' ? 'uplink' : (got[3] === 'function' ? 'v2' : 'none');
+    } catch (e) {
+      return failure(e);
+    }
+    return 'L' + style;
+  }
+  // R: the result as JSON, B: a result too large (its JSON length follows).
+  function run(inputJson) {
+    var text;
+    try {
+      var input = parse(inputJson);
+      var out = style === 'uplink' ? getUplink()(input) : getDecoder()(input.bytes, input.fPort);
+      text = stringify(out === undefined ? null : out);
+    } catch (e) {
+      return failure(e);
+    }
+    if (typeof text !== 'string') return 'Rnull';
+    return text.length > MAX_RESULT ? 'B' + text.length : 'R' + text;
+  }
+  return function (op, text) { return op === 'load' ? load(text) : run(text); };
+})()
+""".replace("@MAX_RESULT@", str(MAX_RESULT_CHARS)).replace("@MAX_MESSAGE@", str(MAX_MESSAGE_CHARS))
+
+# Out of memory, QuickJS throws null when it cannot allocate the error object, so a caught null
+# is a `throw null` only if the source can throw one at all: not with only `throw new X`,
+# `throw {...}`, `throw [...]`, `throw "..."` or `throw 1`, and no eval or Function constructor.
+_MAY_THROW_NULL = re.compile(
+    r"\bthrow\b(?!\s*(?:new\b|[{\[\"'`\d]))|\beval\b|\bFunction\b|\bconstructor\b"
+)
 
 T = TypeVar("T")
 _executor: ThreadPoolExecutor | None = None
@@ -51,18 +134,12 @@ def _run(fn: Callable[[], T]) -> T:
     return executor.submit(fn).result()
 
 
-def _classify(exc: Exception) -> tuple[str, str, bool]:
-    """(reason, short message, context must be rebuilt)."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    if isinstance(exc, quickjs.StackOverflow) or "stack overflow" in text:
-        return "codec_js_stack", "stack overflow", True
-    if "interrupted" in first:
-        return "codec_js_timeout", "time limit exceeded", True
-    # QuickJS reports "null" when it cannot even allocate the error object.
-    if "out of memory" in text or first == "null":
-        return "codec_js_memory", "memory limit exceeded", True
-    return "codec_js_throw", f"threw {first[:160]}", False
+class _Failure(Exception):
+    """A failed load or call: (reason, message, the context must be rebuilt)."""
+
+    def __init__(self, reason: str, message: str, rebuild: bool) -> None:
+        super().__init__(message)
+        self.reason, self.message, self.rebuild = reason, message, rebuild
 
 
 class JsCodec:
@@ -82,10 +159,16 @@ class JsCodec:
         self.source = source
         self.time_limit_s = time_limit_s
         self.memory_limit_bytes = memory_limit_bytes
+        self._may_throw_null = _MAY_THROW_NULL.search(source) is not None
         self._ctx: Any = None
         self._fn: Any = None
         self._calls = 0
-        self.style: str = _run(self._compile)
+        try:
+            self.style: str = _run(self._compile)
+        except _Failure as exc:
+            raise CodecError(
+                f"cannot load: {exc.message}", codec=codec_id, reason="codec_js_load"
+            ) from None
         if self.style == "none":
             raise CodecError(
                 "defines neither decodeUplink(input) nor Decoder(bytes, port)",
@@ -97,27 +180,68 @@ class JsCodec:
         ctx = quickjs.Context()
         ctx.set_time_limit(self.time_limit_s)
         ctx.set_memory_limit(self.memory_limit_bytes)
-        try:
-            ctx.eval(self.source)
-            ctx.eval(_SHIM)
-        except Exception as exc:
-            _, message, _ = _classify(exc)
-            raise CodecError(
-                f"cannot load: {message}", codec=self.codec_id, reason="codec_js_load"
-            ) from exc
-        self._ctx, self._fn = ctx, ctx.get("__gatewayAgentCall")
-        return str(ctx.get("__gatewayAgentStyle"))
+        fn = self._invoke(ctx.eval, _PRELUDE)
+        reply = self._invoke(fn, "load", self.source)
+        if reply[:1] != "L":
+            raise self._failure(reply)
+        self._ctx, self._fn = ctx, fn
+        return reply[1:]
 
-    def _call(self, input_json: str) -> Any:
-        if self._ctx is None:
-            self._compile()
+    def _invoke(self, fn: Callable[..., Any], *args: str) -> Any:
+        """Call into QuickJS; what escapes the prelude is a limit (or the prelude's own OOM)."""
         try:
-            return self._fn(input_json)
-        except Exception as exc:
-            reason, message, rebuild = _classify(exc)
-            if rebuild:  # the failed call may have left the heap full or globals half-set
+            return fn(*args)
+        except quickjs.JSException as exc:
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else ""
+            if isinstance(exc, quickjs.StackOverflow) or "stack overflow" in first:
+                raise _Failure("codec_js_stack", "stack overflow", True) from None
+            if "interrupted" in first:
+                ms = f"{self.time_limit_s * 1000:g}"
+                raise _Failure(
+                    "codec_js_timeout", f"time limit of {ms} ms exceeded", True
+                ) from None
+            if "out of memory" in first or first == "null":
+                raise _Failure("codec_js_memory", "memory limit exceeded", True) from None
+            raise _Failure(
+                "codec_js_throw", f"QuickJS: {first[:MAX_MESSAGE_CHARS]}", True
+            ) from None
+
+    def _failure(self, reply: str) -> _Failure:
+        tag, text = reply[:1], reply[1:]
+        if tag == "S":
+            return _Failure("codec_js_stack", "stack overflow", True)
+        if tag == "M" or (tag == "N" and not self._may_throw_null):
+            return _Failure("codec_js_memory", "memory limit exceeded", True)
+        if tag == "N":
+            return _Failure(
+                "codec_js_throw",
+                "codec threw null (QuickJS also throws null when out of memory)",
+                True,
+            )
+        if tag == "E":
+            return _Failure("codec_js_load", text, False)
+        if tag == "B":
+            return _Failure(
+                "codec_js_result",
+                f"result is larger than {MAX_RESULT_CHARS} characters of JSON ({text})",
+                False,
+            )
+        lines = str(json.loads(text)).strip().splitlines()  # tag T
+        return _Failure("codec_js_throw", f"codec threw {lines[0] if lines else ''}", False)
+
+    def _call(self, input_json: str) -> str:
+        try:
+            if self._ctx is None:
+                self._compile()
+            reply = self._invoke(self._fn, "run", input_json)
+            if not isinstance(reply, str) or reply[:1] != "R":
+                raise self._failure(reply if isinstance(reply, str) else 'T"no reply"')
+            return reply[1:]
+        except _Failure as exc:
+            if exc.rebuild:  # the failed call may have left the heap full or globals half-set
                 self._ctx = self._fn = None
-            raise CodecError(message, codec=self.codec_id, reason=reason) from exc
+            raise CodecError(exc.message, codec=self.codec_id, reason=exc.reason) from None
         finally:
             self._calls += 1
             if self._ctx is not None and self._calls % GC_EVERY == 0:
@@ -128,10 +252,7 @@ class JsCodec:
         arg = json.dumps(
             {"bytes": list(payload), "fPort": f_port, "variables": dict(variables)}, default=str
         )
-        text = _run(lambda: self._call(arg))
-        if not isinstance(text, str):
-            raise CodecError("result is not JSON", codec=self.codec_id, reason="codec_js_result")
-        return json.loads(text)
+        return json.loads(_run(lambda: self._call(arg)))
 
     def __call__(self, f_port: int, payload: bytes, settings: Mapping[str, Any]) -> Decoded:
         variables = settings.get("variables", {})
