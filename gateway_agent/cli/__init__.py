@@ -19,6 +19,7 @@ from gateway_agent.cli import (
     outbox,
     plot,
     readings,
+    report,
     service,
     status,
 )
@@ -38,6 +39,7 @@ COMMANDS: tuple[click.Command, ...] = (
     outbox.outbox,
     plot.plot,
     readings.readings,
+    report.report,
     service.service,
     status.status,
 )

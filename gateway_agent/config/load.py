@@ -39,6 +39,7 @@ from gateway_agent.config.sections import (
     UpstreamConfig,
 )
 from gateway_agent.errors import ConfigError
+from gateway_agent.reports.settings import load_report_settings
 from gateway_agent.tomltable import TomlTable, shown, type_name
 
 
@@ -193,6 +194,7 @@ def load_config(
     store = _store(TomlTable(root.get("store", lambda v, p: v, {}), "store"))
     lorawan = _lorawan(TomlTable(root.get("lorawan", lambda v, p: v, {}), "lorawan"))
     metrics = _metrics(TomlTable(root.get("metrics", lambda v, p: v, {}), "metrics"))
+    reports = load_report_settings(root.get("reports", lambda v, p: v, {}))
     raw_rules: Any = root.get("rules", c_any, None) or []
     if not isinstance(raw_rules, list):
         raise ConfigError("rules", "expected an array of tables ([[rules]])")
@@ -208,6 +210,7 @@ def load_config(
         store=store,
         lorawan=lorawan,
         metrics=metrics,
+        reports=reports,
         rules=rules,
         raw_rules=tuple(raw_rules),
         path=path,

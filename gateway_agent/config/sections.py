@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway_agent.reports.settings import ReportSettings
+
 SERIAL_FORMATS = ("rn2483", "rui3", "lora-e5")
 SERIAL_DEFAULT_BAUD = {"rn2483": 57600, "rui3": 115200, "lora-e5": 9600}
 
@@ -125,6 +127,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     lorawan: LorawanConfig = field(default_factory=LorawanConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    reports: ReportSettings = field(default_factory=ReportSettings)  # [reports], docs/reports.md
     rules: tuple[Any, ...] = ()  # gateway_agent.rules objects, built by the rules loader
     raw_rules: tuple[Mapping[str, Any], ...] = ()
     path: Path | None = None
