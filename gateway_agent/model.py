@@ -8,9 +8,11 @@ from types import MappingProxyType
 from typing import Any
 
 from gateway_agent.lorawan.radio import RxInfo
+from gateway_agent.lorawan.sessionid import reading_id
 from gateway_agent.secret import Secret
 
 DEVICE_CLASSES = ("co2", "legionella", "bin", "gully", "other")
+__all__ = ["DEVICE_CLASSES", "Alert", "Device", "Reading", "reading_id"]
 
 
 def _empty() -> Mapping[str, Any]:
@@ -62,7 +64,8 @@ class Device:
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """One accepted, decrypted, decoded uplink. `id` is stable: gateway_id:dev_eui:fcnt32."""
+    """One accepted, decrypted, decoded uplink. `id` names the frame whichever agent heard it:
+    `{dev_eui}-{session tag}-{fcnt32}` (reading_id, lorawan/sessionid.py; DESIGN.md invariant 2)."""
 
     id: str
     dev_eui: bytes
@@ -88,11 +91,6 @@ class Reading:
             v = getattr(self, k)
             if not isinstance(v, MappingProxyType):
                 object.__setattr__(self, k, MappingProxyType(dict(v)))
-
-
-def reading_id(gateway_id: str, dev_eui: bytes, fcnt: int) -> str:
-    """The stable id of DESIGN.md invariant 2."""
-    return f"{gateway_id}:{dev_eui.hex()}:{fcnt}"
 
 
 @dataclass(frozen=True, slots=True)

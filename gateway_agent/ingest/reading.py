@@ -14,7 +14,7 @@ from gateway_agent.lorawan.frozen import fast_constructor
 from gateway_agent.lorawan.radio import RxInfo
 from gateway_agent.lorawan.session import UplinkAccepted
 from gateway_agent.metrics import Counters
-from gateway_agent.model import Device, Reading, reading_id
+from gateway_agent.model import Device, Reading
 
 WALL_CLOCK_VALID_AFTER = 1_700_000_000.0  # 2023-11: a Pi that booted without NTP says 1970
 _EMPTY: Any = MappingProxyType({})
@@ -29,7 +29,9 @@ def build_reading(
     counters: Counters,
     limiter: RateLimitedLog,
 ) -> Reading:
-    """The reading of `res`, timed at its first reception (the agent's wall clock)."""
+    """The reading of `res`, timed at its first reception (the agent's wall clock). Its id names
+    the frame, not this gateway (`res.reading_id`, DESIGN.md invariant 2): `gateway_id` is no
+    part of it."""
     # When the radio heard it (the agent's clock at reception), not when a busy loop got to
     # it: a backlog in the frame queue must not shift reading times.
     now = min(x.rx_wall for x in rx) if rx else time.time()
@@ -51,7 +53,7 @@ def build_reading(
     # Every value is already valid (device and session EUIs/addresses, the codec's frozen
     # mappings shared as they are): the positional constructor skips the re-checks.
     return _new_reading(
-        reading_id(gateway_id, dev.dev_eui, res.fcnt),
+        res.new_session.id_prefix + str(res.fcnt),
         dev.dev_eui,
         res.session.dev_addr,
         res.fcnt,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from gateway_agent.ingest.stage import staged_fcnt_up, staged_joins
+from gateway_agent.ingest.stage import staged_fcnt_resets, staged_fcnt_up, staged_joins
 from gateway_agent.lorawan.session import DeviceSession
 from gateway_agent.model import Device
 from gateway_agent.store import Batch
@@ -51,6 +51,7 @@ class SessionCache:
                     fcnt_up=st["fcnt_up"],
                     fcnt_down=st["fcnt_down"],
                     relaxed_fcnt=dev.relaxed_fcnt,
+                    reset_epoch=st.get("fcnt_resets") or 0,
                 )
                 sessions.setdefault(dev.dev_addr, []).append(s)
         self.devices, self.by_addr, self.by_join = devices, sessions, by_join
@@ -83,7 +84,14 @@ class SessionCache:
             dev = self.devices.get(dev_eui)
             if dev is not None:
                 self.set_session(joined(dev.dev_eui, dev_addr, nwk_s_key, app_s_key))
+        resets = dict(staged_fcnt_resets(b))
         for dev_eui, fcnt in staged_fcnt_up(b):
             for s in self.by_addr.get(self.addr_of.get(dev_eui, b""), []):
-                if s.dev_eui == dev_eui and (s.fcnt_up is None or s.fcnt_up < fcnt):
+                if s.dev_eui != dev_eui:
+                    continue
+                epoch = resets.get(dev_eui)
+                if epoch is not None and epoch > s.reset_epoch:
+                    # A counter reset staged: its lower FCnt wins over the stored one.
+                    self.set_session(s.with_counter(fcnt, epoch))
+                elif s.fcnt_up is None or s.fcnt_up < fcnt:
                     self.set_session(s.with_fcnt_up(fcnt))

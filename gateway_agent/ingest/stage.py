@@ -158,7 +158,18 @@ class Stage:
         eui = dev_eui.hex()
         self.batch.dev_nonces.append((eui, dev_nonce, time.time()))
         self.batch.sessions.append((eui, dev_addr.hex(), nwk_s_key, app_s_key, join_nonce))
-        self.batch.fcnt_down.pop(eui, None)  # the old session's: the new one starts at 0
+        # The old session's counters: the new one starts afresh. An uplink of the old session
+        # staged earlier in this batch must not write its FCntUp over the join's NULL (its new
+        # frames would then be refused as replays after a restart).
+        self.batch.fcnt_down.pop(eui, None)
+        self.batch.fcnt_up.pop(eui, None)
+        self.batch.fcnt_resets.pop(eui, None)
+
+    def fcnt_reset(self, dev_eui: bytes, reset_epoch: int) -> None:
+        """A counter reset accepted (relaxed mode): the session's new reset epoch, persisted
+        with the reading that carries it (its id names the epoch)."""
+        self.batch.fcnt_resets[dev_eui.hex()] = reset_epoch
+        self.touch()
 
     def fcnt_down(self, dev_eui: bytes, next_fcnt_down: int) -> None:
         """A FCntDown taken: the next one is persisted with the batch, before the answer is sent."""
@@ -194,6 +205,12 @@ def staged_fcnt_up(b: Batch) -> Iterator[tuple[bytes, int]]:
     """(dev_eui, FCnt32) of each device whose uplink counter `b` advances."""
     for eui_hex, fcnt in b.fcnt_up.items():
         yield bytes.fromhex(eui_hex), fcnt
+
+
+def staged_fcnt_resets(b: Batch) -> Iterator[tuple[bytes, int]]:
+    """(dev_eui, reset epoch) of each device whose counter reset `b` stages."""
+    for eui_hex, epoch in b.fcnt_resets.items():
+        yield bytes.fromhex(eui_hex), epoch
 
 
 def staged_dev_nonces(batches: list[Batch], dev_eui: bytes) -> set[int]:

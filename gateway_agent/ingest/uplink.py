@@ -69,6 +69,8 @@ class Uplinks:
             self.counters.bad_input("unknown_device")
             return
         self.cache.set_session(res.new_session)  # its FCntUp commits with the reading
+        if res.fcnt_reset:  # a new counter run of the same keys: its epoch names the ids
+            self.stage.fcnt_reset(dev.dev_eui, res.new_session.reset_epoch)
         reading = build_reading(
             self.cfg.agent.gateway_id, dev, res, group.rx, self.counters, self.limiter
         )

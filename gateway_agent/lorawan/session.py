@@ -6,7 +6,7 @@ Returns decisions; the shell commits `UplinkAccepted.new_session` together with 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hmac import compare_digest
 
 from gateway_agent.lorawan.crypto import KeyContext, SessionCrypto, crypt_le, key_context, mic_le
@@ -14,11 +14,15 @@ from gateway_agent.lorawan.fcnt import MAX_FCNT32, reconstruct, relaxed_reset
 from gateway_agent.lorawan.frame import DataFrame, MType
 from gateway_agent.lorawan.frozen import fast_constructor
 from gateway_agent.lorawan.mac import MacCommand, parse_mac_commands
+from gateway_agent.lorawan.sessionid import session_id, session_tag
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceSession:
-    """One device session. Keys are secret: excluded from repr."""
+    """One device session. Keys are secret: excluded from repr.
+
+    `id_prefix` (`{dev_eui}-{session tag}-`, sessionid.py) starts the id of every reading of this
+    session: made once here, so the per-uplink path only appends the FCnt."""
 
     dev_eui: bytes
     dev_addr: bytes
@@ -27,6 +31,8 @@ class DeviceSession:
     fcnt_up: int | None  # FCnt32 of the last accepted uplink; None for a fresh session
     fcnt_down: int = 0
     relaxed_fcnt: bool = False  # accept counter resets (weakens replay protection; fcnt.py)
+    reset_epoch: int = 0  # counter resets accepted in this session (relaxed mode), persisted
+    id_prefix: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         if len(self.dev_eui) != 8:
@@ -39,11 +45,17 @@ class DeviceSession:
             raise ValueError("fcnt_up out of 32-bit range")
         if not 0 <= self.fcnt_down <= MAX_FCNT32:
             raise ValueError("fcnt_down out of 32-bit range")
+        if self.reset_epoch < 0:
+            raise ValueError("reset_epoch must not be negative")
+        sid = session_id(self.dev_addr, self.nwk_s_key, self.app_s_key)
+        prefix = f"{self.dev_eui.hex()}-{session_tag(sid, self.reset_epoch)}-"
+        object.__setattr__(self, "id_prefix", prefix)
 
     def __repr__(self) -> str:
         return (
             f"DeviceSession(dev_eui={self.dev_eui.hex()}, dev_addr={self.dev_addr.hex()}, "
-            f"fcnt_up={self.fcnt_up}, fcnt_down={self.fcnt_down}, keys=<redacted>)"
+            f"fcnt_up={self.fcnt_up}, fcnt_down={self.fcnt_down}, "
+            f"reset_epoch={self.reset_epoch}, keys=<redacted>)"
         )
 
     @property
@@ -63,6 +75,22 @@ class DeviceSession:
             fcnt_up,
             self.fcnt_down,
             self.relaxed_fcnt,
+            self.reset_epoch,
+            self.id_prefix,
+        )
+
+    def with_counter(self, fcnt_up: int | None, reset_epoch: int) -> DeviceSession:
+        """This session at `fcnt_up` in its `reset_epoch`-th counter run (a reset accepted, or
+        one staged again after a reload): the id prefix is made again."""
+        return DeviceSession(
+            self.dev_eui,
+            self.dev_addr,
+            self.nwk_s_key,
+            self.app_s_key,
+            fcnt_up,
+            self.fcnt_down,
+            self.relaxed_fcnt,
+            reset_epoch,
         )
 
 
@@ -81,6 +109,11 @@ class UplinkAccepted:
     adr_ack_req: bool
     new_session: DeviceSession  # fcnt_up advanced; commit it with the reading
     fcnt_reset: bool = False  # accepted as a counter reset (relaxed mode): log it loudly
+
+    @property
+    def reading_id(self) -> str:
+        """The id of this uplink's reading (DESIGN.md invariant 2, sessionid.py)."""
+        return self.new_session.id_prefix + str(self.fcnt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +211,6 @@ def _accept(
         mac,
         frame.adr,
         frame.adr_ack_req,
-        s.with_fcnt_up(fcnt),
+        s.with_counter(fcnt, s.reset_epoch + 1) if reset else s.with_fcnt_up(fcnt),
         reset,
     )

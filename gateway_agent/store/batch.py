@@ -22,6 +22,8 @@ class Batch:
     readings: list[tuple[Any, ...]] = field(default_factory=list)  # rows for `readings`
     outbox: list[OutboxTuple] = field(default_factory=list)
     fcnt_up: dict[str, int] = field(default_factory=dict)  # dev_eui hex -> FCnt32
+    # dev_eui hex -> the session's counter-reset epoch (relaxed mode; part of reading ids)
+    fcnt_resets: dict[str, int] = field(default_factory=dict)
     seen: dict[str, tuple[float, float | None, float | None, str]] = field(default_factory=dict)
     rule_state: dict[tuple[str, str], str | None] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
@@ -55,7 +57,7 @@ def write(
     if b.sessions:
         db.executemany(
             "UPDATE devices SET dev_addr=?, nwk_s_key=?, app_s_key=?, fcnt_up=NULL, fcnt_down=0, "
-            "join_nonce=? WHERE dev_eui=?",
+            "fcnt_resets=0, join_nonce=? WHERE dev_eui=?",
             [(addr, nk, ak, jn, eui) for eui, addr, nk, ak, jn in b.sessions],
         )
     if b.dev_nonces:
@@ -75,7 +77,11 @@ def write(
         b.readings,
     )
     insert_outbox(db, b.outbox)
+    # After the joins, which set fcnt_up NULL: a join drops its device's earlier fcnt_up from
+    # the batch (Stage.join), so what is written here is always the current session's.
     update_rows(db, "devices", "dev_eui", ("fcnt_up",), list(b.fcnt_up.items()))
+    if b.fcnt_resets:
+        update_rows(db, "devices", "dev_eui", ("fcnt_resets",), list(b.fcnt_resets.items()))
     update_rows(
         db,
         "devices",

@@ -69,8 +69,8 @@ def upsert(db: sqlite3.Connection, devs: Iterable[Device], origin: str, now: flo
         if keys_changed and d.activation == "abp":
             # A new ABP session (new keys or address) starts its counters afresh.
             db.execute(
-                "UPDATE devices SET dev_addr=?, nwk_s_key=?, app_s_key=?, fcnt_up=NULL, fcnt_down=0 "
-                "WHERE dev_eui=?",
+                "UPDATE devices SET dev_addr=?, nwk_s_key=?, app_s_key=?, fcnt_up=NULL, fcnt_down=0,"
+                " fcnt_resets=0 WHERE dev_eui=?",
                 (_hex(d.dev_addr), _key(d.nwk_s_key), _key(d.app_s_key), d.dev_eui.hex()),
             )
         n += 1
@@ -104,7 +104,10 @@ def from_row(r: sqlite3.Row) -> Device:
     )
 
 
-_STATE = ("fcnt_up", "fcnt_down", "join_nonce", "origin", "last_seen", "last_rssi", "last_snr")
+_STATE = (
+    *("fcnt_up", "fcnt_down", "fcnt_resets", "join_nonce", "origin"),
+    *("last_seen", "last_rssi", "last_snr"),
+)
 
 
 def select_all(db: sqlite3.Connection) -> list[sqlite3.Row]:
@@ -112,7 +115,7 @@ def select_all(db: sqlite3.Connection) -> list[sqlite3.Row]:
 
 
 def with_state(rows: list[sqlite3.Row]) -> list[tuple[Device, dict[str, Any]]]:
-    """Each device with its runtime state (fcnt_up, fcnt_down, last_seen, ...)."""
+    """Each device with its runtime state (fcnt_up, fcnt_down, fcnt_resets, last_seen, ...)."""
     out = []
     for r in rows:
         st = {k: r[k] for k in _STATE}
@@ -126,11 +129,17 @@ def select_where(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> l
 
 
 def with_counters(rows: list[sqlite3.Row]) -> list[tuple[Device, dict[str, Any]]]:
-    """Each device with the counters the ingest path needs (fcnt_up, fcnt_down, join_nonce)."""
+    """Each device with the counters the ingest path needs (fcnt_up, fcnt_down, fcnt_resets,
+    join_nonce)."""
     return [
         (
             from_row(r),
-            {"fcnt_up": r["fcnt_up"], "fcnt_down": r["fcnt_down"], "join_nonce": r["join_nonce"]},
+            {
+                "fcnt_up": r["fcnt_up"],
+                "fcnt_down": r["fcnt_down"],
+                "fcnt_resets": r["fcnt_resets"],
+                "join_nonce": r["join_nonce"],
+            },
         )
         for r in rows
     ]

@@ -93,6 +93,13 @@ def _m2(db: sqlite3.Connection) -> None:
     )
 
 
+@migration(3)
+def _m3(db: sqlite3.Connection) -> None:
+    """Reading ids name the session (DESIGN.md invariant 2): an ABP device in relaxed mode keeps
+    its keys across a counter reset, so the count of resets (the id's `.r{n}`) is persisted."""
+    db.execute("ALTER TABLE devices ADD COLUMN fcnt_resets INTEGER NOT NULL DEFAULT 0")
+
+
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

@@ -19,9 +19,12 @@ from gateway_agent.upstream.formats import json_default
 # LABELS (as SenML and COSE label their CBOR forms), binary and hex fields as byte strings,
 # times as tag 1 epoch seconds, floats in their shortest exact width, and string references
 # (tags 256/25) for repeated text. Keys inside codec-defined maps (object, measurements, flags,
-# extras) stay text: an integer key is always a label, since JSON has only text keys. Two fields
-# that repeat others of the same reading are left out and restored by the decoder: `id` when it
-# is `{gatewayId}:{devEui}:{fCnt}` (DESIGN.md invariant 2), `deviceInfo.devEui` when = `devEui`.
+# extras) stay text: an integer key is always a label, since JSON has only text keys. Fields
+# that repeat others of the same reading are shortened and restored by the decoder: a reading's
+# `id`, `{devEui}-{session}-{fCnt}` (DESIGN.md invariant 2), travels as its `session` part only
+# (4 bytes when plain hex); `deviceInfo.devEui` is left out when = `devEui`. An item stored by an
+# older agent (before 2026-12) has neither `id` nor `session`: its id was
+# `{gatewayId}:{devEui}:{fCnt}`, and the decoder still restores that.
 # The writer below writes CBOR itself (decoding stays cbor2): cbor2 cannot say where each string
 # lies in its output, which is what lets the drain splice references into stored items without
 # decoding them; cbor2 doing the drain's job costs ~6x ours per batch (hil/bench/cbor.py, figures
@@ -37,7 +40,7 @@ LABELS: dict[str, int] = {
             *("antenna", "board", "context", "gwTime", "crcStatus", "frequency", "modulation"),
             *("lora", "fsk", "bandwidth", "spreadingFactor", "codeRate", "datarate", "flags"),
             *("extras", "codec", "decodeError", "rule", "state", "severity", "measurement"),
-            *("value", "message", "event"),
+            *("value", "message", "event", "session"),
         ],
         start=1,
     )
@@ -143,6 +146,7 @@ _KINDS = {
     "devEui": _K_HEX,
     "devAddr": _K_HEX,
     "gatewayId": _K_HEX,
+    "session": _K_HEX,
     "deviceInfo": _K_DEVINFO,
     "rxInfo": _K_RX,
     "txInfo": _K_MAP,
@@ -298,7 +302,13 @@ class Writer:
         eui = m.get("devEui")
         if type(eui) is not str:
             self.labelled(m, None, None)
-        elif m.get("id") == f"{m.get('gatewayId')}:{eui}:{m.get('fCnt')}":
+            return
+        rid = m.get("id")
+        tag = session_of(rid, eui, m.get("fCnt")) if type(rid) is str else None
+        if tag is not None:  # `id` as its session part, where it stood
+            m = {("session" if k == "id" else k): (tag if k == "id" else v) for k, v in m.items()}
+            self.labelled(m, None, eui, _DEVICE_FIELDS)
+        elif rid == f"{m.get('gatewayId')}:{eui}:{m.get('fCnt')}":  # stored before 2026-12
             self.labelled(m, "id", eui, _DEVICE_FIELDS)
         else:
             self.labelled(m, None, eui, _DEVICE_FIELDS)
@@ -324,6 +334,16 @@ class Writer:
 
 
 _MAX_PIECES = 4095  # a struct format per piece: keep the unpacking formats small
+
+
+def session_of(rid: str, eui: str, fcnt: Any) -> str | None:
+    """The session part of a reading id `{eui}-{session}-{fcnt}` (sessionid.reading_id), or
+    None when `rid` is not one: the decoder then gets the id whole."""
+    if type(fcnt) is not int or not rid.startswith(eui):
+        return None
+    tail = f"-{fcnt}"
+    tag = rid[len(eui) + 1 : len(rid) - len(tail)]
+    return tag if f"{eui}-{tag}{tail}" == rid else None
 
 
 def cbor_item(m: Any) -> bytes:
@@ -380,5 +400,9 @@ def json_form(m: Any) -> Any:
         if type(eui) is str and type(info) is dict and "devEui" not in info:
             out["deviceInfo"] = {"devEui": eui, **info}
         if type(eui) is str and "id" not in out and "fCnt" in out:
-            out = {"id": f"{out.get('gatewayId')}:{eui}:{out['fCnt']}", **out}
+            tag = out.pop("session", None)
+            if type(tag) is str:
+                out = {"id": f"{eui}-{tag}-{out['fCnt']}", **out}
+            else:  # an item stored before 2026-12 (ids named the gateway then)
+                out = {"id": f"{out.get('gatewayId')}:{eui}:{out['fCnt']}", **out}
     return out

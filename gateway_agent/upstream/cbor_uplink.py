@@ -11,7 +11,14 @@ from typing import Any
 
 from gateway_agent.lorawan.radio import RxInfo
 from gateway_agent.model import Reading
-from gateway_agent.upstream.cbor import HEADS, LABEL_BYTES, SMALL_INTS, Writer, cbor_head
+from gateway_agent.upstream.cbor import (
+    HEADS,
+    LABEL_BYTES,
+    SMALL_INTS,
+    Writer,
+    cbor_head,
+    session_of,
+)
 from gateway_agent.upstream.formats import iso_time, tx_info
 
 _pack = struct.pack
@@ -31,8 +38,9 @@ def uplink_item(
     eui = r.dev_eui.hex()
     w = _writer()
     ap, value = w.ap, w.value
-    std_id = r.id == f"{gateway_id}:{eui}:{r.fcnt}"
-    n = 15 - std_id + bool(r.flags) + bool(r.extras) + bool(r.codec) + bool(r.decode_error)
+    tag = session_of(r.id, eui, r.fcnt)
+    old_id = tag is None and r.id == f"{gateway_id}:{eui}:{r.fcnt}"  # made before 2026-12
+    n = 15 - old_id + bool(r.flags) + bool(r.extras) + bool(r.codec) + bool(r.decode_error)
     ap(HEADS[5][n])
     key = (gateway_id, r.dev_eui, r.dev_addr, device_name, tuple(tags), r.f_port, r.codec)
     piece = _DEVICE_PIECES.get(key)
@@ -49,7 +57,9 @@ def uplink_item(
             d.field(k, v, eui)
         piece = _cache(_DEVICE_PIECES, key, d)
     w.extend(piece)
-    if not std_id:
+    if tag is not None:
+        w.field("session", tag, eui)  # the id's session part: the decoder rebuilds the id
+    elif not old_id:
         w.field("id", r.id, eui)
     _time(w, r.time)
     fcnt = r.fcnt

@@ -75,7 +75,14 @@ def readings(draw: Any) -> tuple[Reading, str, str, list[str]]:
     gw = draw(st.sampled_from(["fife-ps-017", "b827ebfffe6c1a2b", "gw"]))
     fcnt = draw(st.integers(0, 2**32 - 1))
     r = Reading(
-        id=draw(st.one_of(st.just(reading_id(gw, eui, fcnt)), st.text(max_size=30))),
+        id=draw(
+            st.one_of(
+                st.just(reading_id(eui, "8f14e45f", fcnt)),  # a session id
+                st.just(reading_id(eui, "8f14e45f.r2", fcnt)),  # after two counter resets
+                st.just(f"{gw}:{eui.hex()}:{fcnt}"),  # the form made before 2026-12
+                st.text(max_size=30),
+            )
+        ),
         dev_eui=eui,
         dev_addr=draw(st.binary(min_size=4, max_size=4)),
         fcnt=fcnt,
@@ -169,7 +176,7 @@ def _reading_args(i: int) -> tuple[Reading, str, str, tuple[str, ...]]:
         tmst=1_000_000 + i,
     )
     r = Reading(
-        id=reading_id("fife-ps-017", eui, i),
+        id=reading_id(eui, "8f14e45f", i),
         dev_eui=eui,
         dev_addr=bytes.fromhex("26011bda"),
         fcnt=i,
@@ -188,7 +195,8 @@ def _reading_args(i: int) -> tuple[Reading, str, str, tuple[str, ...]]:
 
 def test_a_stock_decoder_sees_labels_bytes_and_times() -> None:
     """What a consumer without our decoder gets from cbor2.loads: integer labels (the table in
-    docs/store-and-forward.md), byte strings, datetimes; `id` and deviceInfo.devEui left out."""
+    docs/store-and-forward.md), byte strings, datetimes; `id` as its session part only (the
+    decoder rebuilds it), deviceInfo.devEui left out."""
     body = _reading(3)
     j = json.loads(body)
     raw = cbor2.loads(encode_single(body, "cbor"))
@@ -206,7 +214,8 @@ def test_a_stock_decoder_sees_labels_bytes_and_times() -> None:
     assert rx[LABELS["gatewayId"]] == bytes.fromhex("b827ebfffe6c1a2b")
     assert rx[LABELS["context"]] == (1_000_003).to_bytes(4, "big")
     assert raw[LABELS["object"]] == j["object"], "codec keys stay text"
-    assert {NAMES[k] for k in raw} == set(j) - {"id"}
+    assert raw[LABELS["session"]] == bytes.fromhex("8f14e45f"), "the id's session part"
+    assert {NAMES[k] for k in raw} == set(j) - {"id"} | {"session"}
 
 
 def test_compact_next_to_json() -> None:
