@@ -5,7 +5,7 @@ and as TOML (huge numbers, deep nesting, duplicated keys and tables, odd strings
 path or the byte offset / line; anything else is a traceback a user would see.
 
 `python -m hil.bench.config_fuzz [--cases N] [--seed S]` prints one JSON line of counts.
-tests/test_config_fuzz.py runs the same fuzzer, smaller.
+tests/config/test_config_fuzz.py runs the same fuzzer, smaller.
 """
 
 from __future__ import annotations

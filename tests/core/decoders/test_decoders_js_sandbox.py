@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 TIMEOUT_S = 20
 
 # Each hostile case is one call on a long-lived codec, followed by a good decode (payload 200) that
