@@ -63,4 +63,11 @@ if [ "$mode" = "--need-mosquitto" ]; then
   if ! command -v systemd-analyze >/dev/null 2>&1; then
     apt_install systemd >/dev/null 2>&1 || echo "note: systemd-analyze not available; unit checks will fail" >&2
   fi
+  # The web console's end-to-end tests drive Debian's headless chromium with selenium.
+  if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    if ! apt_install chromium chromium-driver; then
+      echo "The web console tests need chromium: sudo apt-get install chromium chromium-driver" >&2
+      exit 1
+    fi
+  fi
 fi
