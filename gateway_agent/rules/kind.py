@@ -12,7 +12,11 @@ from gateway_agent.rules.table import Table
 
 
 class Kind(Protocol):
-    """A rule kind. `parse` consumes its keys from the table (the caller rejects leftovers)."""
+    """A rule kind. `parse` consumes its keys from the table (the caller rejects leftovers).
+
+    A kind that keeps epoch times in `RuleState.data` names those keys in a class attribute,
+    `time_keys` (single times) or `series_keys` ((time, ...) tuples), so that a clock step
+    moves them with the state's own times (clock.py)."""
 
     def parse(self, t: Table) -> Params: ...
 

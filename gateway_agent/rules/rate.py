@@ -56,6 +56,8 @@ def change(
 
 @kind("rate")
 class Rate(LevelKind):
+    series_keys = ("samples",)  # (time, value) pairs in `data`, moved by a clock step (clock.py)
+
     def parse(self, t: Table) -> RateParams:
         m = t.string("measurement", required=True)
         rise, fall = t.number("rise", lo=0.0), t.number("fall", lo=0.0)

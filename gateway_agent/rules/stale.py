@@ -31,6 +31,8 @@ class StaleParams(Params):
 
 @kind("stale")
 class Stale:
+    time_keys = ("rest_at", "flushed")  # epoch times in `data`, moved by a clock step (clock.py)
+
     def parse(self, t: Table) -> StaleParams:
         for_s = t.duration("for", 7 * 86400.0)
         m = t.string("measurement", "temperature_c")
