@@ -79,6 +79,22 @@ class DeviceSession:
             self.id_prefix,
         )
 
+    def with_fcnt_down(self, fcnt_down: int) -> DeviceSession:
+        """This session with `fcnt_down` taken (per answer: no re-check, no new id prefix)."""
+        if not 0 <= fcnt_down <= MAX_FCNT32:
+            raise ValueError("fcnt_down out of 32-bit range")
+        return _new_session(
+            self.dev_eui,
+            self.dev_addr,
+            self.nwk_s_key,
+            self.app_s_key,
+            self.fcnt_up,
+            fcnt_down,
+            self.relaxed_fcnt,
+            self.reset_epoch,
+            self.id_prefix,
+        )
+
     def with_counter(self, fcnt_up: int | None, reset_epoch: int) -> DeviceSession:
         """This session at `fcnt_up` in its `reset_epoch`-th counter run (a reset accepted, or
         one staged again after a reload): the id prefix is made again."""
