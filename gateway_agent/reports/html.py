@@ -65,7 +65,8 @@ def _verdict(v: str) -> str:
 
 
 def _table(head: list[str], rows: list[list[Any]]) -> str:
-    h = "".join(f"<th>{escape(c)}</th>" for c in head)
+    # Field names as words, so a wide table's headers wrap to fit A4 instead of overflowing.
+    h = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in head)
     body = []
     for r in rows:
         cells = []

@@ -4,7 +4,7 @@ section. Pure: rows come from a callable (source.py reads SQLite; tests may pass
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -64,6 +64,26 @@ def kind_settings(kind: str, s: ReportSettings) -> Any:
     return getattr(s, kind)
 
 
+# No sensor reads beyond this magnitude; a value past it (a codec bug, a corrupt row) is left out
+# of the sums as missing, so one bad row cannot turn a month's figures into inf or an overflow.
+PLAUSIBLE = 1e9
+
+
+def _implausible(v: Any) -> bool:
+    c = v.__class__
+    return (c is float or c is int) and not -PLAUSIBLE <= v <= PLAUSIBLE  # NaN fails too
+
+
+def _plausible(rows: Rows) -> Iterator[tuple[float, tuple[Any, ...]]]:
+    for t, vals in rows:
+        for v in vals:
+            if _implausible(v):
+                yield t, tuple(None if _implausible(x) else x for x in vals)
+                break
+        else:
+            yield t, vals
+
+
 def build_report(
     kind: str,
     period: Period,
@@ -78,7 +98,7 @@ def build_report(
     entries: list[dict[str, Any]] = []
     for dev in devices:
         p = k.params(dev, settings)
-        fig = k.summarize(rows_for(dev, k.fields(p)), p, period, days, settings)
+        fig = k.summarize(_plausible(rows_for(dev, k.fields(p))), p, period, days, settings)
         entries.append(
             {"dev_eui": dev.dev_eui.hex(), "name": dev.name, "tags": list(dev.tags), **fig}
         )

@@ -8,6 +8,7 @@ from html import escape
 
 Series = tuple[str, Sequence[float | None], str]  # label, one value per x, colour
 Line = tuple[str, float, str]  # label, y, colour
+CHARTABLE = 1e12  # no sensor reads beyond this; such a value (a codec bug) is not drawn
 
 
 def _nice(lo: float, hi: float) -> tuple[float, float, float]:
@@ -29,7 +30,13 @@ def line_chart(
     title: str = "",
 ) -> str:
     """One value per label (a day); None leaves a gap. Threshold `lines` are dashed."""
-    vals = [v for _, ys, _ in series for v in ys if v is not None and math.isfinite(v)]
+
+    def drawn(v: float | None) -> bool:
+        return v is not None and math.isfinite(v) and abs(v) <= CHARTABLE
+
+    series = [(lab, [v if drawn(v) else None for v in ys], c) for lab, ys, c in series]
+    lines = [ln for ln in lines if drawn(ln[1])]
+    vals = [v for _, ys, _ in series for v in ys if v is not None]
     vals += [y for _, y, _ in lines]
     if not labels or not vals:
         return '<p class="nochart">No data to chart.</p>'
