@@ -94,6 +94,7 @@ class Ingest:
         self.refused = 0
         self._flush_lock = asyncio.Lock()
         self._inflight: tuple[Batch, asyncio.Future[None]] | None = None
+        self._last_commit = float("-inf")  # loop clock when the last commit began
 
     @property
     def cfg(self) -> Config:
@@ -189,7 +190,7 @@ class Ingest:
             # downlink goes out only after the commit, and RX1 is ~1 s after the uplink.
             urgent = bool(stage.post.downlinks)
             if stage.started is not None:
-                due_in = 0.0 if urgent else stage.started + interval - now
+                due_in = 0.0 if urgent else self._last_commit + interval - now
                 if due_in <= 0 and self._commit_busy():
                     due_in = 0.002  # due, but the last commit is still syncing: poll for it
                 timeout = min(timeout, max(0.0, due_in))
@@ -210,8 +211,14 @@ class Ingest:
                 self._guard(handle, group)
             rows = self.cfg.store.commit_rows
             urgent = bool(stage.post.downlinks)
+            # Due once `interval` has passed since the last commit began, not since the batch's
+            # first row: at most one commit per interval as before (the wear bound), but an
+            # uplink after a quiet spell commits at once instead of waiting a whole window in
+            # memory, where a power cut would take it (docs/commit-policy.md).
             due = stage.started is not None and (
-                urgent or time.monotonic() - stage.started >= interval or len(stage.batch) >= rows
+                urgent
+                or time.monotonic() - self._last_commit >= interval
+                or len(stage.batch) >= rows
             )
             # Group commit that adapts to the disk: while the last commit still syncs, the
             # batch keeps growing (to 8x commit_rows) instead of the loop waiting for it.
@@ -266,6 +273,7 @@ class Ingest:
                 self.stage.started = None
                 return
             batch, post = self.stage.take()
+            self._last_commit = time.monotonic()
             self._inflight = (batch, asyncio.ensure_future(self._commit(batch, post)))
         if wait:
             await self._settle()

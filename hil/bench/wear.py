@@ -2,8 +2,10 @@
 log) for each durability setting and commit window, at 1 and 10 uplinks/s, with the broker up
 (outbox deletes included), plus the checkpoint that moves the run's WAL into the DB.
 
-`python -m hil.bench.wear [--seconds 30] [--only FULL:1000] [--page-size 4096]` prints JSON,
-then one line per configuration.
+`python -m hil.bench.wear [--seconds 30] [--only old,new,FULL:1000] [--page-size 4096]
+[--rates 1,10]` prints JSON, then one line per configuration. `old` is the commit policy shipped
+before #16 (FULL, 2000 ms), `new` the shipped default of the code measured; the default run is
+both, side by side, at 1 and 10 uplinks/s.
 """
 
 from __future__ import annotations
@@ -18,18 +20,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway_agent.config.sections import StoreConfig
 from gateway_agent.store import PAGE_SIZE, Store
 from hil.bench.meta import git_commit
 from hil.broker import Mosquitto
 from tests.agentproc import Agent, Forwarder
 from tests.durability_kit import device_table, fleet, frame
 
-CONFIGS = [
-    ("FULL", 50),
-    ("FULL", 1000),
-    ("NORMAL", 50),
-    ("NORMAL", 1000),
-]
+OLD_DEFAULT = ("FULL", 2000)
+
+
+def parse_configs(only: str) -> list[tuple[str, int]]:
+    """`old`, `new` or SYNC:MS, comma separated."""
+    out = []
+    for x in only.split(","):
+        if x == "old":
+            out.append(OLD_DEFAULT)
+        elif x == "new":
+            out.append((StoreConfig().synchronous, StoreConfig().commit_interval_ms))
+        else:
+            out.append((x.split(":")[0], int(x.split(":")[1])))
+    return out
 
 
 def write_bytes(pid: int) -> int:
@@ -117,13 +128,11 @@ def measure(
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--only", default="", help="e.g. FULL:50,NORMAL:1000")
+    ap.add_argument("--only", default="old,new", help="e.g. old,new,FULL:50,NORMAL:1000")
     ap.add_argument("--page-size", type=int, default=PAGE_SIZE, help="for the new DB file")
     ap.add_argument("--rates", default="1,10", help="uplinks/s, comma separated")
     a = ap.parse_args()
-    configs = CONFIGS
-    if a.only:
-        configs = [(x.split(":")[0], int(x.split(":")[1])) for x in a.only.split(",")]
+    configs = parse_configs(a.only)
     runs = []
     with tempfile.TemporaryDirectory() as d, Mosquitto(workdir=Path(d) / "mq") as broker:
         for i, (sync, win) in enumerate(configs):
@@ -144,7 +153,7 @@ def main() -> None:
             f"{r['synchronous']:<6} commit {r['commit_interval_ms']:>4} ms, page "
             f"{r['page_size']:>4} at "
             f"{r['uplinks_per_s']:>4}/s: {r['bytes_per_reading']:>6} B/reading, "
-            f"{r['mb_per_day']:>7} MB/day"
+            f"{r['mb_per_day'] / 1000:>6.2f} GB/day ({r['readings']} readings)"
         )
 
 
