@@ -123,7 +123,7 @@ def _source(t: TomlTable, i: int) -> SourceConfig:
 def _store(t: TomlTable) -> StoreConfig:
     cfg = StoreConfig(
         synchronous=t.get("synchronous", c_choice("FULL", "NORMAL"), "FULL"),
-        commit_interval_ms=t.get("commit_interval_ms", c_int(0, 10_000), 2000),
+        commit_interval_ms=t.get("commit_interval_ms", c_int(0, 10_000), 50),
         commit_rows=t.get("commit_rows", c_int(1, 100_000), 500),
         max_db_mb=t.get("max_db_mb", c_num(0.1, 1_000_000), 512.0),
         retention_days=t.get("retention_days", c_num(0, 3650), 7.0),

@@ -81,7 +81,7 @@ SourceConfig = GwmpSourceConfig | SerialSourceConfig
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     synchronous: str = "FULL"  # FULL | NORMAL
-    commit_interval_ms: int = 2000  # SD wear vs crash window: docs/store-and-forward.md
+    commit_interval_ms: int = 50  # commits at most this often: docs/commit-policy.md
     commit_rows: int = 500
     max_db_mb: float = 512.0
     retention_days: float = 7.0
