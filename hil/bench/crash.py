@@ -2,8 +2,9 @@
 random moments; after the last restart its DB (read-only) says which PUSH_ACKed uplinks never
 committed. Per kill: uplinks lost, for the old and the new default commit policy in one run.
 
-`python -m hil.bench.crash [--kills 10] [--rate 10] [--configs old,new]` prints one line per
-configuration, then one JSON object with the per-kill figures and the commit measured.
+`python -m hil.bench.crash [--kills 10] [--rate 10] [--configs old,new] [--cycle 1.5:4]` prints
+one line per configuration, then one JSON object with the per-kill figures and the commit
+measured.
 A configuration is `name` (old, new) or `commit_interval_ms:dedup_window_ms[:synchronous]`.
 """
 
@@ -133,12 +134,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--rate", type=float, default=10.0, help="uplinks/s")
     ap.add_argument("--configs", default="old,new", help="old, new or MS:DEDUP_MS[:SYNC]")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--cycle", default="", help="MIN:MAX seconds from start to kill (default 15-40 uplinks)"
+    )
     a = ap.parse_args(argv)
+    if a.cycle:
+        lo, hi = (float(x) for x in a.cycle.split(":"))
+    else:
+        lo, hi = max(1.5, 15 / a.rate), max(4.0, 40 / a.rate)
     runs = []
     with tempfile.TemporaryDirectory(prefix="ga-bench-crash-") as d:
         for i, spec in enumerate(a.configs.split(",")):
             name, cfg = parse_config(spec)
-            r = crash_run(Path(d) / f"c{i}", cfg, a.rate, a.kills, a.seed + i)
+            r = crash_run(Path(d) / f"c{i}", cfg, a.rate, a.kills, a.seed + i, (lo, hi))
             runs.append({"config": name, **r})
             print(
                 f"{name:<14} commit_interval_ms={r['commit_interval_ms']:<5} "
