@@ -83,6 +83,7 @@ def register(ctl: ControlServer, d: CommandHost) -> None:
                 "queue": d.frames.qsize(),
             },
             "counters": d.counters.snapshot(),
+            "store": {**d.store.space_state(), "damaged": dict(d.store.damaged)},
         }
 
     @ctl.command("ping")

@@ -126,7 +126,14 @@ class Daemon:
             )
 
     async def _run(self, recovered: dict[str, Any] | None) -> None:
-        await self.sync_devices_file()
+        try:
+            await self.sync_devices_file()
+        except StoreError as e:
+            if "newer than this agent" in str(e):
+                raise
+            # A full disk (or a store started read-only for it) must not stop the start: the
+            # devices already in the DB are used; the file is synced again on the next reload.
+            log_event(log, logging.ERROR, "devices_sync_deferred", reason=e.reason, error=str(e))
         self.forwarder = Forwarder(
             self.cfg.upstream,
             self.cfg.agent.gateway_id,

@@ -9,8 +9,8 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from gateway_agent.errors import StoreError
-from gateway_agent.store import drops, history, outbox
+from gateway_agent.errors import DiskFullError, StoreError
+from gateway_agent.store import drops, history, outbox, space
 from gateway_agent.store.db import SqliteFile
 from gateway_agent.store.outbox import PRIO_EVENT, PRIO_READING
 
@@ -32,13 +32,59 @@ def make_room(
     retention_s: float,
     est: int,
     on_drop: Callable[[], None],
+    reason: str = "disk_cap",
 ) -> None:
     """Before a commit of about `est` WAL bytes: checkpoint a WAL near its limit, and shed
-    ahead when the commit would take the file past CAP_HIGH of the cap."""
+    ahead when the commit would take the file past CAP_HIGH of the cap (the configured cap, or
+    the room the filesystem leaves: `reason` disk_full)."""
     if f.wal_bytes() + est > f.wal_limit:
         f.checkpoint()
     if f.footprint() + est > max_bytes * CAP_HIGH:
-        enforce_cap(f, max_bytes, retention_s, time.time(), on_drop, extra_bytes=est)
+        enforce_cap(f, max_bytes, retention_s, time.time(), on_drop, extra_bytes=est, reason=reason)
+
+
+def space_cap(
+    f: SqliteFile, max_bytes: int | None, tune_wal: bool = True
+) -> tuple[int, str] | None:
+    """The cap in force: the configured one, or the room the filesystem leaves the DB when that
+    is smaller (a full disk is shed like the cap, reason disk_full). The WAL follows: 1/8
+    (with `tune_wal`, on the store thread: it sets a pragma)."""
+    room = space.budget(f.path, f.size_bytes())
+    if room is not None and (max_bytes is None or room < max_bytes):
+        room = max(room, 0)
+        if tune_wal:
+            f.set_wal_limit(space.wal_limit(f.path, room))
+        return room, "disk_full"
+    if tune_wal:
+        f.set_wal_limit(f.wal_configured)
+    return (max_bytes, "disk_cap") if max_bytes else None
+
+
+def shed_for_cap(
+    f: SqliteFile,
+    max_bytes: int | None,
+    retention_s: float,
+    now: float,
+    on_drop: Callable[[], None],
+    reason: str = "disk_cap",
+) -> dict[str, int]:
+    """`enforce_cap` under the cap in force (`space_cap`); when not even a delete can be
+    written for space, the reserve file goes first (store/space.py) and it is tried again."""
+    cap = space_cap(f, max_bytes)
+    if cap is not None and (max_bytes is None or cap[0] < max_bytes):
+        max_bytes, reason = cap
+    if max_bytes is None:
+        max_bytes = 1 << 62  # no cap and room to spare: retention only
+    try:
+        return enforce_cap(f, max_bytes, retention_s, now, on_drop, reason=reason)
+    except DiskFullError:
+        if not space.release_reserve(f.path):
+            raise
+    f.checkpoint()
+    cap = space_cap(f, max_bytes)
+    return enforce_cap(
+        f, cap[0] if cap else max_bytes, retention_s, now, on_drop, reason="disk_full"
+    )
 
 
 def enforce_cap(
@@ -109,10 +155,20 @@ def shed_for_space(
     target = int(f.size_bytes() * 0.8)
     if max_bytes:
         target = min(target, max_bytes)
-    try:
-        return enforce_cap(f, target, retention_s, time.time(), on_drop, reason="disk_full")
-    except StoreError:
-        return {}
+    cap = space_cap(f, max_bytes)
+    if cap is not None:
+        target = min(target, cap[0])
+    for _ in range(2):
+        try:
+            return enforce_cap(f, target, retention_s, time.time(), on_drop, reason="disk_full")
+        except DiskFullError:
+            # Not even a delete fits in the WAL: the reserve file goes, then shed again.
+            if not space.release_reserve(f.path):
+                return {}
+            f.checkpoint()
+        except StoreError:
+            return {}
+    return {}
 
 
 def _vacuum(f: SqliteFile) -> None:

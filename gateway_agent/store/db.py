@@ -33,6 +33,7 @@ class SqliteFile:
     ) -> None:
         self.path = path
         self.readonly = readonly
+        self.wal_configured = 4 * 1024 * 1024
         self.wal_limit = 4 * 1024 * 1024
         self.page_size = PAGE_SIZE
         self.lock = threading.RLock()
@@ -60,9 +61,20 @@ class SqliteFile:
         wal_bytes = 4 * 1024 * 1024
         if max_bytes:
             wal_bytes = max(64 * 1024, min(wal_bytes, max_bytes // 8))
+        self.wal_configured = wal_bytes
+        self.wal_limit = 0
+        self.set_wal_limit(wal_bytes)
+
+    def set_wal_limit(self, wal_bytes: int) -> None:
+        """Checkpoint the WAL at `wal_bytes` (and truncate it back to that): 1/8 of the cap, or
+        of the room the filesystem leaves when that is smaller (store/space.py)."""
+        wal_bytes = max(64 * 1024, min(wal_bytes, self.wal_configured))
+        if wal_bytes == self.wal_limit:
+            return
         self.wal_limit = wal_bytes
-        db.execute(f"PRAGMA wal_autocheckpoint={wal_bytes // self.page_size}")
-        db.execute(f"PRAGMA journal_size_limit={wal_bytes}")
+        with self.lock:
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={wal_bytes // self.page_size}")
+            self.conn.execute(f"PRAGMA journal_size_limit={wal_bytes}")
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -103,10 +115,14 @@ class SqliteFile:
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     out = fn(db)
+                    db.execute("COMMIT")
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    # SQLite may have rolled back already (SQLITE_FULL does): a ROLLBACK then
+                    # fails with "no transaction is active" and would hide the real error.
+                    if db.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            db.execute("ROLLBACK")
                     raise
-                db.execute("COMMIT")
                 return out
             except sqlite3.OperationalError as e:
                 msg = str(e).lower()

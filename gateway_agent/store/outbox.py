@@ -9,7 +9,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from gateway_agent.store import drops
+from gateway_agent.store import damaged, drops
 from gateway_agent.store.sqlbatch import insert_rows
 
 PRIO_ALERT, PRIO_EVENT, PRIO_READING = 0, 1, 2
@@ -60,49 +60,70 @@ def insert(db: sqlite3.Connection, next_seq: int, rows: Sequence[OutboxTuple]) -
 # -- reads -------------------------------------------------------------------------------
 
 
-def fetch(db: sqlite3.Connection, limit: int, after: tuple[int, int] | None) -> list[OutboxRow]:
+# Every read below leaves out rows with damaged text (store/damaged.py) and adds their seqs to
+# `bad` (the first column is the seq): the caller sets them aside, counted.
+
+
+def _read(
+    db: sqlite3.Connection, sql: str, args: tuple[Any, ...], bad: list[int] | None
+) -> list[Any]:
+    rows, dmg = damaged.read(db, sql, args, None)  # plain tuples: no sqlite3.Row per row
+    if dmg and bad is not None:
+        bad.extend(r[0] for r in dmg)
+    return rows
+
+
+def fetch(
+    db: sqlite3.Connection,
+    limit: int,
+    after: tuple[int, int] | None,
+    bad: list[int] | None = None,
+) -> list[OutboxRow]:
     """Oldest first within priority, after (priority, seq) `after`. Only tests call it today;
     the forwarder reads with `fetch_urgent` and `fetch_readings`."""
     cols = "SELECT seq, priority, kind, dev_eui, topic, msg_id, body, created FROM outbox"
     prio, seq = after if after is not None else (-1, -1)
-    cur = db.cursor()
-    cur.row_factory = None  # plain tuples: no sqlite3.Row per row
     rows = []
     if prio < PRIO_READING:
-        rows = cur.execute(
+        rows = _read(
+            db,
             f"{cols} WHERE priority < {PRIO_READING} AND (priority, seq) > (?, ?)"
             " ORDER BY priority, seq LIMIT ?",
             (prio, seq, limit),
-        ).fetchall()
+            bad,
+        )
     if len(rows) < limit:
-        rows += cur.execute(
+        rows += _read(
+            db,
             f"{cols} WHERE priority = ? AND seq > ? ORDER BY seq LIMIT ?",
             (PRIO_READING, seq if prio >= PRIO_READING else -1, limit - len(rows)),
-        ).fetchall()
+            bad,
+        )
     return list(map(OutboxRow._make, rows))
 
 
 def fetch_readings(
-    db: sqlite3.Connection, limit: int, after_seq: int
+    db: sqlite3.Connection, limit: int, after_seq: int, bad: list[int] | None = None
 ) -> list[tuple[int, str, Any]]:
     """(seq, topic, body) of readings after `after_seq`, in seq order, as plain tuples."""
-    cur = db.cursor()
-    cur.row_factory = None
-    return cur.execute(
+    return _read(
+        db,
         "SELECT seq, topic, body FROM outbox WHERE priority = ? AND seq > ? ORDER BY seq LIMIT ?",
         (PRIO_READING, after_seq, limit),
-    ).fetchall()
+        bad,
+    )
 
 
-def fetch_urgent(db: sqlite3.Connection, limit: int) -> list[OutboxRow]:
+def fetch_urgent(
+    db: sqlite3.Connection, limit: int, bad: list[int] | None = None
+) -> list[OutboxRow]:
     """Alerts and events only (they overtake readings, invariant 3). The bound is written
     out so that SQLite can prove the partial index outbox_urgent covers the query."""
     sql = (
         "SELECT seq, priority, kind, dev_eui, topic, msg_id, body, created FROM outbox"
         f" WHERE priority < {PRIO_READING} ORDER BY priority, seq LIMIT ?"
     )
-    rows = db.execute(sql, (limit,)).fetchall()
-    return [OutboxRow._make(r) for r in rows]
+    return [OutboxRow._make(r) for r in _read(db, sql, (limit,), bad)]
 
 
 def depth(db: sqlite3.Connection) -> int:
@@ -110,7 +131,8 @@ def depth(db: sqlite3.Connection) -> int:
 
 
 def stats(db: sqlite3.Connection) -> dict[str, Any]:
-    rows = db.execute("SELECT kind, count(*), min(created) FROM outbox GROUP BY kind").fetchall()
+    rows, dmg = damaged.read(db, "SELECT kind, count(*), min(created) FROM outbox GROUP BY kind")
+    rows += [("damaged", r[1], r[2]) for r in dmg]
     by_kind = {r[0]: r[1] for r in rows}
     oldest = min((r[2] for r in rows), default=None)
     return {"depth": sum(by_kind.values()), "by_kind": by_kind, "oldest": oldest}

@@ -4,6 +4,7 @@ process state (outbox seq floor, deferred acks, drop flags) and calls into one m
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -11,11 +12,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway_agent.errors import DiskFullError
+from gateway_agent.errors import DiskFullError, StoreError
+from gateway_agent.logfmt import log_event
 from gateway_agent.model import Device
 from gateway_agent.store import (
     batch,
     capacity,
+    damaged,
     devices,
     downlink_queue,
     drops,
@@ -23,6 +26,7 @@ from gateway_agent.store import (
     history,
     migrations,
     outbox,
+    space,
 )
 from gateway_agent.store.batch import Batch
 from gateway_agent.store.db import PAGE_SIZE, SqliteFile
@@ -53,16 +57,19 @@ class Store:
         # Set when rows were dropped since the last `report_drops`: the daemon reports them
         # within a rule tick instead of waiting for its next housekeeping round.
         self.drops_unreported = False
+        self.damaged: dict[str, int] = {}  # rows with damaged text set aside, by table
         self._deferred: list[int] = []  # acked outbox seqs riding in the next commit
         self._deferred_since = 0.0  # monotonic: when the oldest of them was acked (about)
         self._next_seq = 1  # outbox seqs only grow while this process lives: see outbox.insert
         self._file = SqliteFile(self.path, synchronous, readonly, max_bytes, page_size)
         self._lock = self._file.lock
         self.db = self._file.conn
+        self.reserve_ok = True  # the reserve file (store/space.py) is there or not needed
         if not readonly:
             migrations.migrate(self.db)
             self._next_seq = outbox.max_seq(self.db) + 1
             self._file.fix_permissions()
+            self.reserve_ok = space.keep_reserve(self.path)
         self.db.row_factory = sqlite3.Row
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -163,9 +170,12 @@ class Store:
         def fn(db: sqlite3.Connection) -> None:
             batch.write(db, b, deferred, self._insert_outbox)
 
-        if self.max_bytes:
+        # The cap in force: the configured one, or the room a full disk leaves (reason
+        # disk_full): either way shed ahead by invariant 4's order.
+        cap = capacity.space_cap(self._file, self.max_bytes)
+        if cap is not None:
             est = batch.wal_estimate(b)  # the WAL counts against the cap
-            capacity.make_room(self._file, self.max_bytes, self.retention_s, est, self._dropped)
+            capacity.make_room(self._file, cap[0], self.retention_s, est, self._dropped, cap[1])
         try:
             self._file.write(fn)
         except DiskFullError:
@@ -175,12 +185,21 @@ class Store:
             self.shed_for_space()
             self._file.write(fn)
         self.disk_full_since = None
+        if not self.reserve_ok:
+            self.reserve_ok = space.keep_reserve(self.path)
         del self._deferred[: len(deferred)]
         self._deferred_since = time.monotonic()  # what is left came during this commit
 
     def rule_states(self) -> dict[tuple[str, str], str]:
+        bad: list[tuple[Any, ...]] = []
         with self._lock:
-            return history.rule_states(self.db)
+            out = history.rule_states(self.db, bad)
+        if bad:  # the rule starts again for those devices, as if newly configured
+            self._damaged("rule_state", len(bad), [])
+            if not self.readonly:
+                with contextlib.suppress(StoreError):
+                    self._file.write(lambda db: history.drop_rule_states(db, bad))
+        return out
 
     def add_outbox(
         self, rows: Sequence[tuple[int, str, str | None, str, str, str | bytes, float, float]]
@@ -198,14 +217,23 @@ class Store:
         partial index, readings by seq. Only tests call it today (kept for tools): the
         forwarder reads with `outbox_fetch_urgent` and `outbox_fetch_readings`."""
         with self._lock:
-            return outbox.fetch(self.db, limit, after)
+            bad: list[int] = []
+            rows = outbox.fetch(self.db, limit, after, bad)
+            self._set_aside(bad)
+            return rows
 
     def outbox_fetch_readings(self, limit: int, after_seq: int) -> list[tuple[int, str, Any]]:
         """The forwarder's reading cursor: (seq, topic, body) of readings after `after_seq`, in
         seq order (= FCnt order per device). Three columns in plain tuples: half the cost per
         row of full OutboxRows on a 50,000 rows/s drain."""
         with self._lock:
-            return outbox.fetch_readings(self.db, limit, after_seq)
+            while True:
+                bad: list[int] = []
+                rows = outbox.fetch_readings(self.db, limit, after_seq, bad)
+                self._set_aside(bad)
+                if rows or not bad:
+                    return rows
+                after_seq = max(bad)  # a whole read of damaged rows: the rest is behind them
 
     def outbox_drop_unreadable(self, seqs: Sequence[int]) -> None:
         """Rows the forwarder cannot read (a damaged stored item or text) leave the outbox,
@@ -217,7 +245,29 @@ class Store:
     def outbox_fetch_urgent(self, limit: int) -> list[OutboxRow]:
         """Alerts and events only (they overtake readings, invariant 3)."""
         with self._lock:
-            return outbox.fetch_urgent(self.db, limit)
+            bad: list[int] = []
+            rows = outbox.fetch_urgent(self.db, limit, bad)
+            self._set_aside(bad)
+            return rows
+
+    def _set_aside(self, seqs: list[int]) -> None:
+        """Outbox rows with damaged text (store/damaged.py) leave the outbox one by one,
+        counted as dropped (reason `unreadable`) for the next `data_dropped` event. Left in
+        place when that cannot be written (read-only, disk full): skipped at every read."""
+        if not seqs:
+            return
+        self._damaged("outbox", len(seqs), seqs[:10])
+        if self.readonly:
+            return
+        try:
+            self._file.write(lambda db: outbox.drop_unreadable(db, seqs))
+        except StoreError:
+            return
+        self.drops_unreported = True
+
+    def _damaged(self, table: str, n: int, keys: Sequence[Any]) -> None:
+        self.damaged[table] = self.damaged.get(table, 0) + n
+        log_event(log, logging.WARNING, "damaged_rows", table=table, count=n, keys=str(list(keys)))
 
     def outbox_depth(self) -> int:
         with self._lock:
@@ -260,8 +310,13 @@ class Store:
     # -- alerts / readings for the CLI ---------------------------------------------------
 
     def alerts(self, limit: int = 100, only_open: bool = False) -> list[dict[str, Any]]:
+        bad: list[Any] = []
         with self._lock:
-            rows = history.alerts(self.db, limit, only_open)
+            rows = history.alerts(self.db, limit, only_open, bad)
+        if bad:
+            self._damaged(
+                "alerts", len(bad), [damaged.text(bytes(str(r[0]), "utf-8")) for r in bad]
+            )
         return [dict(r) for r in rows]
 
     def ack_alert(self, alert_id: str) -> bool:
@@ -274,9 +329,13 @@ class Store:
         limit: int = 1000,
         after_seq: int | None = None,
     ) -> list[dict[str, Any]]:
+        bad: list[int] = []
         with self._lock:
-            rows = history.readings(self.db, dev_eui, since, limit, after_seq)
-        return history.reading_dicts(rows, oldest_first=after_seq is None)
+            rows = history.readings(self.db, dev_eui, since, limit, after_seq, bad)
+        out = history.reading_dicts(rows, after_seq is None, bad)
+        if bad:  # the history copy stays in the file (the CLI opens it for reading only)
+            self._damaged("readings", len(bad), bad[:10])
+        return out
 
     # -- gateways and the downlink queue -------------------------------------------------
 
@@ -321,14 +380,46 @@ class Store:
         reason: str = "disk_cap",
     ) -> dict[str, int]:
         """Invariant 4, by store/capacity.py: counts dropped by kind; `report_drops` turns the
-        counts into one event row."""
-        return capacity.enforce_cap(
-            self._file, max_bytes, retention_s, now, self._dropped, extra_bytes, reason
-        )
+        counts into one event row. Under the cap in force: `max_bytes`, or the room the
+        filesystem leaves when smaller (reason disk_full); the reserve file goes when not even
+        a delete can be written."""
+        if extra_bytes:
+            return capacity.enforce_cap(
+                self._file, max_bytes, retention_s, now, self._dropped, extra_bytes, reason
+            )
+        out = capacity.shed_for_cap(self._file, max_bytes, retention_s, now, self._dropped, reason)
+        self.reserve_ok = space.keep_reserve(self.path)  # given up, or free space ran short
+        return out
+
+    def make_space(self) -> dict[str, int]:
+        """At start: shed to the cap in force (configured, or what a full disk leaves) by the
+        eviction order, so a daemon killed on a full disk starts and drains (never a crash loop)."""
+        out = self.enforce_cap(self.max_bytes or (1 << 62), self.retention_s, time.time())
+        if not self.reserve_ok:
+            self.reserve_ok = space.keep_reserve(self.path)
+        return out
+
+    def space_state(self) -> dict[str, Any]:
+        """For `status` and `doctor`: the cap in force and why, free bytes, the reserve file."""
+        cap = capacity.space_cap(self._file, self.max_bytes, tune_wal=False)  # any thread
+        figs = space.fs_figures(self.path)
+        return {
+            "cap_bytes": cap[0] if cap else None,
+            "limited_by": ("filesystem" if cap[1] == "disk_full" else "max_db_mb") if cap else None,
+            "fs_free_bytes": figs[0] if figs else None,
+            "reserve": space.reserve_path(self.path).exists(),
+            "disk_full_s": (
+                round(time.monotonic() - self.disk_full_since, 1)
+                if self.disk_full_since is not None
+                else None
+            ),
+        }
 
     def shed_for_space(self) -> dict[str, int]:
         """The filesystem refused a write: drop to 80% of what we hold so pages are reused."""
-        return capacity.shed_for_space(self._file, self.max_bytes, self.retention_s, self._dropped)
+        out = capacity.shed_for_space(self._file, self.max_bytes, self.retention_s, self._dropped)
+        self.reserve_ok = space.reserve_path(self.path).exists()
+        return out
 
     def _dropped(self) -> None:
         self.drops_unreported = True
