@@ -19,12 +19,12 @@ from typing import Any, TypeVar
 
 import quickjs
 
-from decoders.types import NORMALIZED_MEASUREMENTS, Decoded, is_number
+from decoders.jsresult import split, uplink_data
+from decoders.types import Decoded
 from gateway_agent.errors import CodecError
 
 DEFAULT_TIME_LIMIT_S = 0.1
 DEFAULT_MEMORY_LIMIT_BYTES = 16 * 1024 * 1024
-MAX_EXTRAS = 256
 GC_EVERY = 32
 MAX_RESULT_CHARS = 1024 * 1024  # of JSON; a LoRaWAN payload decodes to a few hundred
 MAX_MESSAGE_CHARS = 200
@@ -47,9 +47,13 @@ _PRELUDE = r"""
   var getProto = Object.getPrototypeOf, ownDescriptor = Object.getOwnPropertyDescriptor;
   var internalProto = InternalError.prototype;
   var MAX_RESULT = @MAX_RESULT@, MAX_MESSAGE = @MAX_MESSAGE@;
+  // The optional entry points, in the order of the host's letters: e, d, n.
   var SUFFIX = '\n;[function () { return decodeUplink; }, function () { return Decoder; },' +
-    ' typeof decodeUplink, typeof Decoder]';
-  var style = 'none', getUplink = null, getDecoder = null;
+    ' function () { return encodeDownlink; }, function () { return decodeDownlink; },' +
+    ' function () { return normalizeUplink; },' +
+    ' typeof decodeUplink, typeof Decoder, typeof encodeDownlink, typeof decodeDownlink,' +
+    ' typeof normalizeUplink]';
+  var style = 'none', getUplink = null, getDecoder = null, getters = {}, optional = '';
 
   function ownMessage(e) {
     var d = ownDescriptor(e, 'message');
@@ -88,20 +92,29 @@ _PRELUDE = r"""
   function load(source) {
     try {
       var got = indirectEval(source + SUFFIX);
-      if (!isArray(got) || got.length !== 4) return 'Edoes not end with a complete statement';
+      if (!isArray(got) || got.length !== 10) return 'Edoes not end with a complete statement';
       getUplink = got[0]; getDecoder = got[1];
-      style = got[2] === 'function' ? 'uplink' : (got[3] === 'function' ? 'v2' : 'none');
+      getters = {enc: got[2], ddown: got[3], norm: got[4]};
+      style = got[5] === 'function' ? 'uplink' : (got[6] === 'function' ? 'v2' : 'none');
+      optional = (got[7] === 'function' ? 'e' : '') + (got[8] === 'function' ? 'd' : '') +
+        (got[9] === 'function' ? 'n' : '');
     } catch (e) {
       return failure(e);
     }
-    return 'L' + style;
+    return 'L' + style + ':' + optional;
   }
   // R: the result as JSON, B: a result too large (its JSON length follows).
-  function run(inputJson) {
+  // op 'up': the uplink decoder in its style; 'enc', 'ddown', 'norm': encodeDownlink,
+  // decodeDownlink, normalizeUplink, each called with the parsed input object.
+  function run(op, inputJson) {
     var text;
     try {
-      var input = parse(inputJson);
-      var out = style === 'uplink' ? getUplink()(input) : getDecoder()(input.bytes, input.fPort);
+      var input = parse(inputJson), out;
+      if (op === 'up') {
+        out = style === 'uplink' ? getUplink()(input) : getDecoder()(input.bytes, input.fPort);
+      } else {
+        out = getters[op]()(input);
+      }
       text = stringify(out === undefined ? null : out);
     } catch (e) {
       return failure(e);
@@ -109,7 +122,7 @@ _PRELUDE = r"""
     if (typeof text !== 'string') return 'Rnull';
     return text.length > MAX_RESULT ? 'B' + text.length : 'R' + text;
   }
-  return function (op, text) { return op === 'load' ? load(text) : run(text); };
+  return function (op, text) { return op === 'load' ? load(text) : run(op, text); };
 })()
 """.replace("@MAX_RESULT@", str(MAX_RESULT_CHARS)).replace("@MAX_MESSAGE@", str(MAX_MESSAGE_CHARS))
 
@@ -156,19 +169,22 @@ class JsCodec:
         if time_limit_s <= 0 or memory_limit_bytes <= 0:
             raise ValueError("JS limits must be positive")
         self.codec_id = codec_id
-        self.source = source
+        self.source = module_to_script(source, codec_id)
         self.time_limit_s = time_limit_s
         self.memory_limit_bytes = memory_limit_bytes
-        self._may_throw_null = _MAY_THROW_NULL.search(source) is not None
+        self._may_throw_null = _MAY_THROW_NULL.search(self.source) is not None
         self._ctx: Any = None
         self._fn: Any = None
         self._calls = 0
         try:
-            self.style: str = _run(self._compile)
+            loaded = _run(self._compile)
         except _Failure as exc:
             raise CodecError(
                 f"cannot load: {exc.message}", codec=codec_id, reason="codec_js_load"
             ) from None
+        self.style, _, letters = loaded.partition(":")
+        # Optional entry points the file defines: encodeDownlink, decodeDownlink, normalizeUplink.
+        self.functions = frozenset(name for letter, name in _OPTIONAL.items() if letter in letters)
         if self.style == "none":
             raise CodecError(
                 "defines neither decodeUplink(input) nor Decoder(bytes, port)",
@@ -230,11 +246,11 @@ class JsCodec:
         lines = str(json.loads(text)).strip().splitlines()  # tag T
         return _Failure("codec_js_throw", f"codec threw {lines[0] if lines else ''}", False)
 
-    def _call(self, input_json: str) -> str:
+    def _call(self, op: str, input_json: str) -> str:
         try:
             if self._ctx is None:
                 self._compile()
-            reply = self._invoke(self._fn, "run", input_json)
+            reply = self._invoke(self._fn, op, input_json)
             if not isinstance(reply, str) or reply[:1] != "R":
                 raise self._failure(reply if isinstance(reply, str) else 'T"no reply"')
             return reply[1:]
@@ -247,70 +263,76 @@ class JsCodec:
             if self._ctx is not None and self._calls % GC_EVERY == 0:
                 self._ctx.gc()
 
+    def call(self, op: str, arg: Mapping[str, Any]) -> Any:
+        """Run one entry point (`up`, `enc`, `ddown`, `norm`) on a JSON-able input object;
+        the raw result, parsed from JSON. Failures are CodecError."""
+        if op != "up" and _OPS[op] not in self.functions:
+            raise CodecError(
+                f"defines no {_OPS[op]}(input)", codec=self.codec_id, reason="codec_js_missing"
+            )
+        text = json.dumps(arg, default=str)
+        return json.loads(_run(lambda: self._call(op, text)))
+
     def run(self, f_port: int, payload: bytes, variables: Mapping[str, Any]) -> Any:
-        """The codec's raw result, parsed from JSON."""
-        arg = json.dumps(
-            {"bytes": list(payload), "fPort": f_port, "variables": dict(variables)}, default=str
+        """The uplink decoder's raw result, parsed from JSON."""
+        return self.call(
+            "up", {"bytes": list(payload), "fPort": f_port, "variables": dict(variables)}
         )
-        return json.loads(_run(lambda: self._call(arg)))
 
     def __call__(self, f_port: int, payload: bytes, settings: Mapping[str, Any]) -> Decoded:
         variables = settings.get("variables", {})
         if not isinstance(variables, Mapping):
             raise CodecError("settings.variables must be a table", reason="codec_settings")
         result = self.run(f_port, payload, variables)
-        if not isinstance(result, dict):
-            raise CodecError(
-                f"returned {type(result).__name__}, expected an object",
-                codec=self.codec_id,
-                reason="codec_js_result",
-            )
-        warnings: list[str] = []
-        if self.style == "uplink":
-            errors = result.get("errors")
-            if errors:
-                text = "; ".join(map(str, errors)) if isinstance(errors, list) else str(errors)
-                raise CodecError(
-                    f"codec errors: {text[:200]}", codec=self.codec_id, reason="codec_js_errors"
-                )
-            raw_warnings = result.get("warnings") or []
-            warnings = [str(w) for w in raw_warnings] if isinstance(raw_warnings, list) else []
-            data = result.get("data")
-            if not isinstance(data, dict):
-                raise CodecError(
-                    "result has no data object", codec=self.codec_id, reason="codec_js_result"
-                )
-        else:
-            data = result
-        return split(data, warnings)
+        data, warnings = uplink_data(result, self.style == "uplink", self.codec_id)
+        normalized: Any = None
+        if "normalizeUplink" in self.functions:
+            try:
+                norm = self.call("norm", {"data": data})
+                normalized, more = uplink_data(norm, True, self.codec_id, allow_list=True)
+                warnings.extend(more)
+            except CodecError as exc:  # the decoded data still stands; say why it is not normalized
+                warnings.append(f"normalizeUplink: {exc}")
+        return split(data, warnings, normalized)
 
 
-def split(data: dict[str, Any], warnings: list[str]) -> Decoded:
-    """Top-level normalized names become measurements; other numeric leaves extras, booleans
-    flags (keyed by the path joined with `_`); everything stays in `object`."""
-    measurements: dict[str, float] = {}
-    extras: dict[str, Any] = {}
-    flags: dict[str, bool | str] = {}
+def module_to_script(source: str, codec_id: str = "") -> str:
+    """A ChirpStack v4 ES module as a script: `export` in front of a declaration is dropped,
+    `export { a, b as c }` becomes plain bindings. Codecs cannot `import` anything here."""
+    if "export" not in source and "import" not in source:
+        return source
+    if _IMPORT.search(source):
+        raise CodecError(
+            "cannot load: import statements are not supported (the codec must be one file)",
+            codec=codec_id,
+            reason="codec_js_load",
+        )
 
-    def walk(value: Any, path: list[str]) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, [*path, str(k)])
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                walk(v, [*path, str(i)])
-        elif len(extras) + len(flags) >= MAX_EXTRAS:
-            return
-        elif isinstance(value, bool):
-            flags["_".join(path)] = value
-        elif is_number(value):
-            if len(path) == 1 and path[0] in NORMALIZED_MEASUREMENTS:
-                measurements[path[0]] = value
-            else:
-                extras["_".join(path)] = value
+    def names(m: re.Match[str]) -> str:
+        out = []
+        for part in m.group(2).split(","):
+            local, _, exported = part.strip().partition(" as ")
+            if exported.strip() and exported.strip() != local.strip():
+                out.append(f"var {exported.strip()} = {local.strip()};")
+        return m.group(1) + " ".join(out)
 
-    walk(data, [])
-    return Decoded(measurements, extras, flags, tuple(warnings), data)
+    source = _EXPORT_DECL.sub(r"\1", source)
+    return _EXPORT_LIST.sub(names, source)
+
+
+_OPTIONAL = {"e": "encodeDownlink", "d": "decodeDownlink", "n": "normalizeUplink"}
+_OPS = {
+    "up": "decodeUplink",
+    "enc": "encodeDownlink",
+    "ddown": "decodeDownlink",
+    "norm": "normalizeUplink",
+}
+_EXPORT_DECL = re.compile(
+    r"^([ \t]*)export[ \t]+(?:default[ \t]+)?(?=(?:async[ \t]+)?function\b|const\b|let\b|var\b|class\b)",
+    re.M,
+)
+_EXPORT_LIST = re.compile(r"^([ \t]*)export[ \t]*\{([^}]*)\}[ \t]*;?", re.M)
+_IMPORT = re.compile(r"^[ \t]*import[ \t]*(?:[\w*{][^;\n]*from[ \t]*)?[\"']", re.M)
 
 
 def load_file(
