@@ -122,6 +122,8 @@ def test_decode_result_json_shape() -> None:
         "extras": {},
         "flags": {"tilt": False},
         "warnings": [],
+        # #21: the codec's own output beside them (additions only; the contract's keys stay)
+        "object": {"battery_pct": 97, "distance_mm": 1000, "tilt": False},
     }
     json.dumps(out)
 
