@@ -57,6 +57,10 @@ _settings = CodecSettings()
 def configure_codecs(settings: CodecSettings) -> None:
     """Use the `[codecs]` section (config load and reload): where `ttn:` ids resolve."""
     global _settings
+    if settings != _settings:  # ttn: ids loaded from the old copy are stale now
+        for cache in (_JS, _ENCODERS, _TTN_MODELS):
+            for cid in [c for c in cache if c.startswith("ttn:")]:
+                del cache[cid]  # type: ignore[attr-defined]
     _settings = settings
 
 

@@ -70,6 +70,8 @@ def check_example(
                 return [f"expected errors {want_errors}, the codec decoded it"]
             problems = differences(data, got) if data is not None else []
             if normalized is not None:
+                if isinstance(normalized, list) and isinstance(got_norm, Mapping):
+                    got_norm = [got_norm]  # normalizeUplink may return one measurement bare
                 problems += differences(normalized, got_norm, "normalized")
             return problems
         if encode is None:
