@@ -155,6 +155,7 @@ class ConsoleServer:
 
     def __init__(self, tmp: Path, web: dict[str, Any] | None = None, auth: bool = True) -> None:
         self.tmp = tmp
+        tmp.mkdir(parents=True, exist_ok=True)
         self.web = dict(web or {})
         if auth:
             users = tmp / "users.toml"
