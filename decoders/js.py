@@ -1,4 +1,5 @@
-"""Sandboxed JavaScript codecs on QuickJS: TTN `decodeUplink`, ChirpStack v4 `decodeUplink`,
+"""Sandboxed JavaScript codecs on QuickJS: TTN `decodeUplink` (+ `encodeDownlink`, `decodeDownlink`,
+`normalizeUplink`), ChirpStack v4 (also as an ES module: `export` is dropped, `import` refused),
 legacy TTN v2 `Decoder(bytes, port)`. Pure apart from reading the file once at load time.
 
 QuickJS runtimes crash when touched from more than one thread, so every context lives and runs
