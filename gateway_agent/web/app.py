@@ -8,6 +8,7 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from importlib import resources
+from typing import Any
 
 from aiohttp import web
 
@@ -55,7 +56,7 @@ def _host_name(host: str) -> str:
     return host.rpartition(":")[0] if ":" in host else host
 
 
-def _guard(c: Console) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _guard(c: Console) -> Any:  # an aiohttp middleware
     hosts = _allowed_hosts(c.settings)
     token = c.creds.token.reveal_bytes() if c.creds.token is not None else None
 

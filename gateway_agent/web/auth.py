@@ -100,7 +100,9 @@ class Sessions:
 
 
 def csrf_ok(session: Session | None, sent: str | None) -> bool:
-    return bool(session and sent) and hmac.compare_digest(session.csrf, sent or "")
+    if session is None or not sent:
+        return False
+    return hmac.compare_digest(session.csrf.encode(), sent.encode("utf-8", "replace"))
 
 
 def token_ok(expected: bytes | None, header: str | None) -> bool:

@@ -104,6 +104,7 @@ def test_csrf_refused_on_every_state_change(srv: ConsoleServer) -> None:
     for fields, headers in (
         ({"id": alert_id}, {}),
         ({"id": alert_id, "csrf": "forged"}, {}),
+        ({"id": alert_id, "csrf": "\u00e9" * 43}, {}),  # not ASCII: refused, not a 500
         ({"id": alert_id, "csrf": token}, {"Origin": "http://evil.example"}),
     ):
         assert c.post_form("/alerts/ack", fields, headers)[0] == 403
