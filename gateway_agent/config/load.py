@@ -41,6 +41,7 @@ from gateway_agent.config.sections import (
 from gateway_agent.errors import ConfigError
 from gateway_agent.reports.settings import load_report_settings
 from gateway_agent.tomltable import TomlTable, shown, type_name
+from gateway_agent.web.settings import load_web_settings
 
 
 def _agent(t: TomlTable, base: Path | None) -> AgentConfig:
@@ -195,6 +196,11 @@ def load_config(
     lorawan = _lorawan(TomlTable(root.get("lorawan", lambda v, p: v, {}), "lorawan"))
     metrics = _metrics(TomlTable(root.get("metrics", lambda v, p: v, {}), "metrics"))
     reports = load_report_settings(root.get("reports", lambda v, p: v, {}))
+    web = (
+        load_web_settings(root.get("web", lambda v, p: v, {}), base_dir)
+        if root.has("web")
+        else None
+    )
     raw_rules: Any = root.get("rules", c_any, None) or []
     if not isinstance(raw_rules, list):
         raise ConfigError("rules", "expected an array of tables ([[rules]])")
@@ -211,6 +217,7 @@ def load_config(
         lorawan=lorawan,
         metrics=metrics,
         reports=reports,
+        web=web,
         rules=rules,
         raw_rules=tuple(raw_rules),
         path=path,

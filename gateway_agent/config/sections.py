@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway_agent.reports.settings import ReportSettings
+from gateway_agent.web.settings import WebSettings
 
 SERIAL_FORMATS = ("rn2483", "rui3", "lora-e5")
 SERIAL_DEFAULT_BAUD = {"rn2483": 57600, "rui3": 115200, "lora-e5": 9600}
@@ -128,6 +129,7 @@ class Config:
     lorawan: LorawanConfig = field(default_factory=LorawanConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     reports: ReportSettings = field(default_factory=ReportSettings)  # [reports], docs/reports.md
+    web: WebSettings | None = None  # [web], docs/web.md: the console runs only when configured
     rules: tuple[Any, ...] = ()  # gateway_agent.rules objects, built by the rules loader
     raw_rules: tuple[Mapping[str, Any], ...] = ()
     path: Path | None = None
