@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from gateway_agent.lorawan.sessionid import reading_id, session_id
 from hil.agentfiles import TOPIC_PREFIX, write_agent_files
 from hil.broker import Mosquitto
 from hil.channel import Channel, ChannelParams, Position, Reception
@@ -21,7 +22,7 @@ from hil.daemonproc import REPO, DaemonProcess
 from hil.fleet import FleetDevice, build_fleet
 from hil.forwarder import Downlink, PacketForwarder, RxMeta
 from hil.lorawan_crypto import LorawanSimError, build_data_frame
-from hil.lorawan_device import AirTx, choose_dr
+from hil.lorawan_device import AirTx, LorawanDevice, choose_dr
 from hil.modem import MODEMS, ModemEmulator
 from hil.ports import free_udp_port
 from hil.report import UplinkRecord, build_report, render
@@ -34,6 +35,14 @@ FETCH_MAX = 8  # rxpk per PUSH_DATA when batching (lora_pkt_fwd's NB_PKT_MAX)
 SLEEP_MIN_S = 0.002
 BURST_MAX = 32
 RETX_WALL_S = 3.0  # no ACK this long (wall) after a confirmed uplink: retransmit
+
+
+def _reading_id(stack: LorawanDevice, fcnt: int) -> str:
+    """The id the agent gives this frame (DESIGN.md invariant 2): the device's current session."""
+    assert stack.dev_addr is not None and stack.nwk_s_key is not None
+    assert stack.app_s_key is not None
+    sid = session_id(stack.dev_addr, stack.nwk_s_key, stack.app_s_key)
+    return reading_id(stack.dev_eui, sid, fcnt)
 
 
 class Run:
@@ -263,7 +272,7 @@ class Run:
         s = d.model.sample(t)
         tx = d.stack.uplink(t, s.f_port, s.payload, confirmed=d.group.confirmed)
         if tx is not None and tx.fcnt is not None:
-            rid = f"{self.gateway_id}:{d.dev_eui.hex()}:{tx.fcnt}"
+            rid = _reading_id(d.stack, tx.fcnt)
             self.records[rid] = UplinkRecord(rid, d.dev_eui.hex(), d.device_class, tx.fcnt, s.truth)
             self.push(t + d.interval_s * self.rng.uniform(0.95, 1.05), "uplink", d)
             if d.group.confirmed:  # the ACK is due ~1 s (wall) later, in RX1
@@ -384,7 +393,8 @@ class Run:
     def _record_for(self, tx: AirTx) -> UplinkRecord | None:
         if tx.fcnt is None:
             return None
-        return self.records.get(f"{self.gateway_id}:{tx.dev_eui.hex()}:{tx.fcnt}")
+        d = self.by_eui.get(tx.dev_eui)
+        return self.records.get(_reading_id(d.stack, tx.fcnt)) if d is not None else None
 
     # -- faults -----------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ def readings(n: int, devices: int = 50) -> list[Reading]:
         )
         out.append(
             Reading(
-                id=reading_id(GW, eui, fcnt),
+                id=reading_id(eui, "8f14e45f", fcnt),
                 dev_eui=eui,
                 dev_addr=bytes.fromhex("260b3c5a"),
                 fcnt=fcnt,

@@ -60,7 +60,7 @@ def _bodies(n: int, fmt: str = "json", devices: int = 50) -> list[tuple[Any, ...
             tmst=(1_000_000 + i * 1000) & 0xFFFFFFFF,
         )
         r = Reading(
-            id=reading_id(GW, eui, fcnt),
+            id=reading_id(eui, "8f14e45f", fcnt),
             dev_eui=eui,
             dev_addr=bytes.fromhex("260b3c5a"),
             fcnt=fcnt,

@@ -162,7 +162,7 @@ def prefill(db_path: Path, fleet: list[FleetDevice], gateway_id: str, backlog: i
             )
             assert d.stack.dev_addr is not None
             r = Reading(
-                id=reading_id(gateway_id, d.dev_eui, k),
+                id=reading_id(d.dev_eui, "8f14e45f", k),
                 dev_eui=d.dev_eui,
                 dev_addr=d.stack.dev_addr,
                 fcnt=k,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from gateway_agent.lorawan.sessionid import reading_id, session_id
 from hil.broker import Mosquitto
 from hil.lorawan_crypto import build_data_frame
 from tests.agentproc import Agent, Forwarder, Subscriber, write_toml
@@ -46,6 +47,12 @@ def device_table(d: dict[str, str], **extra: Any) -> dict[str, Any]:
 def lpp(temp_c: float, hum_pct: float) -> bytes:
     t = round(temp_c * 10) & 0xFFFF
     return bytes([1, 0x67, t >> 8, t & 0xFF, 2, 0x68, round(hum_pct * 2)])
+
+
+def expected_id(d: dict[str, str], fcnt: int) -> str:
+    """The reading id every agent gives this device's frame (DESIGN.md invariant 2)."""
+    sid = session_id(bytes.fromhex(d["addr"]), NWK, APP)
+    return reading_id(bytes.fromhex(d["eui"]), sid, fcnt)
 
 
 def uplink(
@@ -93,7 +100,7 @@ def test_uplinks_are_decoded_and_forwarded(broker: Mosquitto, agent_factory: Any
     by_id = {m["id"]: m for m in msgs}
     for fcnt in range(5):
         for i, d in enumerate(DEVS):
-            m = by_id[f"test-gw:{d['eui']}:{fcnt}"]
+            m = by_id[expected_id(d, fcnt)]
             assert m["devEui"] == d["eui"] and m["devAddr"] == d["addr"] and m["fCnt"] == fcnt
             assert m["fPort"] == 1
             assert m["measurements"]["temperature_c"] == pytest.approx(20.0 + fcnt + i)
@@ -156,7 +163,7 @@ def test_bad_input_is_counted_and_never_stored(broker: Mosquitto, agent_factory:
     assert c.get("uplink_retransmissions", 0) + c.get("frames_duplicate", 0) == 1
     malformed = sum(v for k, v in c.items() if k.startswith("bad_input") and "source=" in k)
     assert malformed >= 150
-    assert db_ids(agent) == {f"test-gw:{d['eui']}:10", f"test-gw:{d['eui']}:12"}
+    assert db_ids(agent) == {expected_id(d, 10), expected_id(d, 12)}
     assert agent.proc is not None and agent.proc.poll() is None, "the daemon is still running"
     assert agent.stop() == 0
     sub.close()

@@ -18,7 +18,7 @@ from gateway_agent.upstream.wire import json_form
 from hil.broker import Mosquitto
 from tests.agentproc import Agent, Forwarder, write_toml
 from tests.durability_kit import Collector, persistent_broker
-from tests.e2e.test_e2e import DEVS, device_table, uplink
+from tests.e2e.test_e2e import DEVS, device_table, expected_id, uplink
 
 CBOR = {"upstream": {"format": "cbor", "batch_max": 8}}
 
@@ -65,7 +65,7 @@ def _check(readings: list[dict[str, Any]], fcnts: range) -> None:
         mine = [m for m in readings if m["devEui"] == d["eui"]]
         assert [m["fCnt"] for m in mine] == list(fcnts), "per device, FCnt order"
         for m in mine:
-            assert m["id"] == f"test-gw:{d['eui']}:{m['fCnt']}"
+            assert m["id"] == expected_id(d, m["fCnt"])
             assert m["deviceInfo"] == {
                 "devEui": d["eui"],
                 "deviceName": f"room {d['eui'][-1]}",
