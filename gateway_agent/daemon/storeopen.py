@@ -101,6 +101,7 @@ def start_room(store: Store) -> None:
     try:
         dropped = store.make_space()
     except StoreError as e:
+        log.debug("make_space failed", exc_info=True)
         log_event(log, logging.ERROR, "disk_full_at_start", action="none_possible", error=str(e))
         return
     st = store.space_state()

@@ -173,6 +173,31 @@ def check_disk(path: Path, max_db_bytes: int, db_bytes: int) -> CheckResult:
     return ok("disk", detail)
 
 
+def check_store_space(live: dict[str, Any] | None) -> CheckResult | None:
+    """What the running daemon says of its room: a full disk sets the cap (rows are evicted by
+    the eviction order), commits refused, the reserve file given up, rows set aside."""
+    st = (live or {}).get("store")
+    if not st:
+        return None
+    fix = "free space on the state dir's filesystem (sudo journalctl --vacuum-size=50M; sudo apt-get clean) or lower store.max_db_mb"
+    if st.get("disk_full_s") is not None:
+        return fail("store space", f"disk full for {st['disk_full_s']:.0f}s: commits refused", fix)
+    damaged = sum((st.get("damaged") or {}).values())
+    note = f"; {damaged} damaged rows set aside" if damaged else ""
+    if st.get("limited_by") == "filesystem":
+        cap = st.get("cap_bytes") or 0
+        reserve = "" if st.get("reserve") else ", reserve file given up"
+        return warn(
+            "store space",
+            f"the filesystem limits the DB to {cap / 1e6:.1f} MB (below store.max_db_mb): the "
+            f"oldest data is evicted to fit{reserve}{note}",
+            fix,
+        )
+    if damaged:
+        return warn("store space", f"room ok{note}", "see `gateway-agent outbox` and the log")
+    return ok("store space", "room ok")
+
+
 def clock_synchronized() -> bool | None:
     """timesyncd's flag file, else timedatectl's NTPSynchronized; None when neither tells."""
     if SYNC_FLAG.exists():
@@ -288,6 +313,7 @@ def plan_checks(
     plan += [
         ("database", lambda: [check_database(cfg.agent.db_path, quick_check)]),
         ("disk", lambda: [check_disk(cfg.agent.state_dir, cap, db_bytes)]),
+        ("store space", lambda: [r for r in [check_store_space(live)] if r is not None]),
         ("clock", lambda: [check_clock(t, clock_synchronized())]),
         ("permissions", lambda: check_permissions(cfg)),
     ]

@@ -4,9 +4,10 @@ Each drop is counted (store/drops.py) in its own transaction; `on_drop` tells th
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 
 from gateway_agent.errors import DiskFullError, StoreError
@@ -111,6 +112,38 @@ def enforce_cap(
         steps = steps[:2]  # a forecast never costs an event or an alert, only a real excess
     if f.used_bytes() + f.wal_bytes() > target:
         f.checkpoint()
+    with _fast_delete(f):
+        _shed(f, steps, target, dropped, on_drop, reason)
+    if sum(dropped.values()) > expired:
+        # Shed for the cap: give the freed pages back to the FS. Rows past retention only
+        # leave pages that the next commits reuse: no checkpoint and no page moves (wear).
+        _vacuum(f)
+    return dropped
+
+
+@contextlib.contextmanager
+def _fast_delete(f: SqliteFile) -> Iterator[None]:
+    """While shedding, freed pages are not zeroed (Debian builds SQLite with secure_delete on):
+    zeroing writes every freed page to the WAL, as many bytes as the rows deleted, which a
+    full disk has no room for and which the cap counts."""
+    with f.lock:
+        old = f.conn.execute("PRAGMA secure_delete").fetchone()[0]
+        f.conn.execute("PRAGMA secure_delete=FAST")
+    try:
+        yield
+    finally:
+        with f.lock, contextlib.suppress(sqlite3.Error):
+            f.conn.execute(f"PRAGMA secure_delete={int(old)}")
+
+
+def _shed(
+    f: SqliteFile,
+    steps: tuple[tuple[str, Callable[[sqlite3.Connection, int], int]], ...],
+    target: int,
+    dropped: dict[str, int],
+    on_drop: Callable[[], None],
+    reason: str,
+) -> None:
     for kind, delete in steps:
         while f.used_bytes() + f.wal_bytes() > target:
             if f.wal_bytes() > 64 * 1024:
@@ -137,11 +170,6 @@ def enforce_cap(
             on_drop()
             if f.wal_bytes() > f.wal_limit // 2:
                 f.checkpoint()
-    if sum(dropped.values()) > expired:
-        # Shed for the cap: give the freed pages back to the FS. Rows past retention only
-        # leave pages that the next commits reuse: no checkpoint and no page moves (wear).
-        _vacuum(f)
-    return dropped
 
 
 def shed_for_space(

@@ -77,7 +77,7 @@ def ensure_reserve(db: Path) -> bool:
         return False
     free, size = figs
     n = reserve_size(size)
-    if free < 4 * n:
+    if free < 2 * n:
         return False
     tmp = Path(f"{p}.tmp")
     try:

@@ -159,6 +159,7 @@ def run_diskfull(
             time.sleep(1.5)  # one rule tick + a housekeeping chance to record drops
             # 2. kill -9 on the full disk, fill the last bytes, start again.
             agent.kill()
+            out["state_files"] = {p.name: p.stat().st_size for p in agent.state.iterdir()}
             out["filler_bytes"] = fill(agent.state)
             exits = 0
             for _ in range(3):
@@ -188,9 +189,11 @@ def run_diskfull(
                 out["refused_reported"] = sum(
                     int(e.get("count", 0)) for e in ev if e["event"] == "readings_refused"
                 )
-                out["doctor_lines"] = [
-                    ln for ln in agent.log().splitlines() if "disk_full" in ln or "space" in ln
-                ][:5]
+                out["log_lines"] = [
+                    ln
+                    for ln in agent.log().splitlines()
+                    if any(w in ln for w in ("disk_full", "space", "commit_failed", "reserve"))
+                ][:8]
                 agent.stop()
     finally:
         agent.kill()
