@@ -5,13 +5,18 @@ Per-uplink FCnt and last-seen updates ride in the group commit (store/batch.py).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
 from gateway_agent.errors import StoreError
+from gateway_agent.logfmt import log_event
 from gateway_agent.model import Device
 from gateway_agent.secret import Secret
+from gateway_agent.store import damaged
+
+log = logging.getLogger("gateway_agent.store")
 
 
 def _hex(b: bytes | None) -> str | None:
@@ -110,8 +115,28 @@ _STATE = (
 )
 
 
-def select_all(db: sqlite3.Connection) -> list[sqlite3.Row]:
-    return db.execute("SELECT * FROM devices ORDER BY dev_eui").fetchall()
+def _read(db: sqlite3.Connection, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    """Device rows; a row with a damaged text (a bad byte on the card) is kept, its text read
+    with U+FFFD for the bad bytes, and logged: losing the row would lose the device's session and
+    FCnt state, which replay protection depends on. A damaged DevEUI cannot be read: skipped."""
+    rows, bad = damaged.read(db, sql, args)
+    for r in bad:
+        fixed = {
+            k: v.raw.decode("utf-8", "replace") if type(v) is damaged.Damaged else v
+            for k, v in zip(r.keys(), tuple(r), strict=True)
+        }
+        try:
+            bytes.fromhex(fixed["dev_eui"])
+        except (TypeError, ValueError):
+            log_event(log, logging.ERROR, "device_row_unreadable")
+            continue
+        log_event(log, logging.WARNING, "device_row_damaged", dev_eui=fixed["dev_eui"])
+        rows.append(fixed)
+    return rows
+
+
+def select_all(db: sqlite3.Connection) -> list[Any]:
+    return _read(db, "SELECT * FROM devices ORDER BY dev_eui")
 
 
 def with_state(rows: list[sqlite3.Row]) -> list[tuple[Device, dict[str, Any]]]:
@@ -124,8 +149,8 @@ def with_state(rows: list[sqlite3.Row]) -> list[tuple[Device, dict[str, Any]]]:
     return out
 
 
-def select_where(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[sqlite3.Row]:
-    return db.execute(f"SELECT * FROM devices WHERE {where}", args).fetchall()
+def select_where(db: sqlite3.Connection, where: str, args: tuple[Any, ...]) -> list[Any]:
+    return _read(db, f"SELECT * FROM devices WHERE {where}", args)
 
 
 def with_counters(rows: list[sqlite3.Row]) -> list[tuple[Device, dict[str, Any]]]:

@@ -97,7 +97,9 @@ def _m2(db: sqlite3.Connection) -> None:
 def _m3(db: sqlite3.Connection) -> None:
     """Reading ids name the session (DESIGN.md invariant 2): an ABP device in relaxed mode keeps
     its keys across a counter reset, so the count of resets (the id's `.r{n}`) is persisted."""
-    db.execute("ALTER TABLE devices ADD COLUMN fcnt_resets INTEGER NOT NULL DEFAULT 0")
+    cols = {r[1] for r in db.execute("PRAGMA table_info(devices)")}
+    if "fcnt_resets" not in cols:  # idempotent: a file whose version row was lost keeps it
+        db.execute("ALTER TABLE devices ADD COLUMN fcnt_resets INTEGER NOT NULL DEFAULT 0")
 
 
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -159,3 +159,24 @@ def test_retention_deletes_only_forwarded_history(tmp_path: Path) -> None:
     left = [r["fcnt"] for r in s.readings(limit=1000)]
     assert left == list(range(40, 100)), "every unsent reading is still in the history"
     s.close()
+
+
+def test_damaged_device_row_keeps_the_device_and_its_counters(tmp_path: Path) -> None:
+    """A bad byte in a device's name must not lose the device (its session and FCnt state
+    protect against replays) nor stop the load at start: the text is read with U+FFFD."""
+    from gateway_agent.model import Device
+    from gateway_agent.secret import Secret
+
+    s = Store(tmp_path / "a.db")
+    key = Secret(bytes(range(16)))
+    dev = Device(dev_eui=bytes.fromhex(EUI), name="P7", device_class="co2", codec="cayenne-lpp",
+                 dev_addr=bytes.fromhex("26011bda"), nwk_s_key=key, app_s_key=key)  # fmt: skip
+    s.upsert_devices([dev])
+    fill(s, 5)
+    spoil(s, f"UPDATE devices SET name = CAST(X'50ff37' AS TEXT) WHERE dev_eui = '{EUI}'")
+    got = s.devices()
+    assert len(got) == 1
+    d, st = got[0]
+    assert d.dev_eui.hex() == EUI and d.name == "P\ufffd7" and st["fcnt_up"] == 4
+    assert d.nwk_s_key is not None and d.nwk_s_key.reveal_bytes() == bytes(range(16))
+    s.close()
