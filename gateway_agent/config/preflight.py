@@ -31,6 +31,10 @@ def preflight(cfg: Config, *, create_state_dir: bool = False) -> list[Any]:
             raise ConfigError("agent.state_dir", msg) from e
     else:
         _check_state_dir(cfg.agent.state_dir)
+    if cfg.web is not None:  # the console's users and token files: 0600, hashes only
+        from gateway_agent.web.users import read_credentials
+
+        read_credentials(cfg.web)
     return devices
 
 

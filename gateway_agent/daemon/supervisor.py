@@ -14,12 +14,13 @@ import time
 from typing import Any
 
 from gateway_agent import __version__
-from gateway_agent.config import Config, check_secret_file, read_config, read_devices
+from gateway_agent.config import Config, preflight, read_config, read_devices
 from gateway_agent.daemon import reload as reload_
 from gateway_agent.daemon.actions import actions_worker, run_rule_actions
 from gateway_agent.daemon.commands import register
 from gateway_agent.daemon.control_server import ControlServer
 from gateway_agent.daemon.housekeeping import Housekeeping
+from gateway_agent.daemon.report_command import register_report
 from gateway_agent.daemon.sdnotify import Notifier
 from gateway_agent.daemon.storeopen import open_store
 from gateway_agent.daemon.timers import timers
@@ -164,6 +165,7 @@ class Daemon:
                 src.on_refused = self.ingest.downlinks.refused
         control = ControlServer(self.cfg.agent.control_path, self.cfg.agent.control_group)
         register(control, self)
+        register_report(control, self)
         async with asyncio.TaskGroup() as tg:
             for src in self.sources:
                 tg.create_task(src.run(self.frames, self.stop), name=f"source:{src.name}")
@@ -174,6 +176,15 @@ class Daemon:
             tg.create_task(watchdog(self), name="watchdog")
             tg.create_task(reload_.reloader(self), name="reloader")
             tg.create_task(actions_worker(self), name="actions")
+            if self.cfg.web is not None:
+                # aiohttp is imported only when the console is configured.
+                from gateway_agent.web.app import serve_web
+                from gateway_agent.web.users import read_credentials
+
+                creds = read_credentials(self.cfg.web)  # checked at start: ConfigError -> exit 1
+                tg.create_task(
+                    serve_web(self, self.cfg.web, creds, control.handlers, self.stop), name="web"
+                )
             if self.cfg.metrics.listen:
                 # prometheus_client is imported only when metrics are configured.
                 from gateway_agent.daemon.prometheus import serve_metrics
@@ -207,13 +218,7 @@ def run(config_path: str) -> int:
     try:
         cfg = read_config(config_path)
         setup_logging(cfg.agent.log_level)
-        if cfg.agent.devices_file is not None:
-            read_devices(cfg.agent.devices_file)
-        if cfg.upstream.key_file is not None:
-            check_secret_file(cfg.upstream.key_file, "upstream.key_file")
-        if cfg.upstream.password_file is not None:
-            check_secret_file(cfg.upstream.password_file, "upstream.password_file")
-        cfg.agent.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        preflight(cfg, create_state_dir=True)  # exactly what `config check` refuses
     except (ConfigError, OSError) as e:
         log_event(log, logging.ERROR, "config_invalid", error=str(e))
         return 1
@@ -221,5 +226,8 @@ def run(config_path: str) -> int:
         asyncio.run(Daemon(cfg).run())
     except StoreError as e:
         log_event(log, logging.ERROR, "store_failed", error=str(e))
+        return 1
+    except ConfigError as e:  # a file changed between the check above and its use at start
+        log_event(log, logging.ERROR, "config_invalid", error=str(e))
         return 1
     return 0
