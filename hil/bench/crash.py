@@ -122,6 +122,7 @@ def crash_run(
         "uplinks_per_s": rate,
         "kills": kills,
         "acked": sum(len(g) for g in acked),
+        "acked_per_kill": [len(g) for g in acked],
         "lost_per_kill": lost,
         "lost_max": max(lost),
         "lost_mean": round(sum(lost) / len(lost), 2),

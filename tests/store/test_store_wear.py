@@ -1,5 +1,6 @@
 """Store layout for SD wear: small pages, no sqlite_sequence, no readings id index; outbox seqs
-never reused while anything in the process can still name them; space given back only on cap."""
+never reused while anything in the process can still name them; space given back only on cap;
+the default commit policy's bytes per day at 1 uplink/s."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway_agent.config.sections import StoreConfig
 from gateway_agent.store import PAGE_SIZE, PRIO_READING, Batch, Store
+from hil.broker import Mosquitto
 from tests.store.test_store import outbox_row, reading_row
 
 LEGACY_OUTBOX = """
@@ -235,3 +238,17 @@ def test_readings_are_not_in_the_outbox_index(tmp_path: Path) -> None:
     )
     assert "PRIMARY KEY" in plan and "TEMP B-TREE" not in plan, plan
     s.close()
+
+
+def test_default_commit_policy_stays_in_the_wear_budget_at_1_per_s(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """#16 item 10: with the default policy each uplink commits on its own at 1 uplink/s; the
+    real daemon's bytes written per reading x 86,400 stay <= 1.5 GB/day (measured ~0.94,
+    docs/commit-policy.md; short form of `python -m hil.bench.wear --only new --rates 1`)."""
+    from hil.bench.wear import measure
+
+    d = StoreConfig()
+    r = measure(tmp_path, broker.port, d.synchronous, d.commit_interval_ms, 1.0, 12.0)
+    assert r["write_bytes"] > 0, "no /proc/<pid>/io write_bytes here"
+    assert r["mb_per_day"] <= 1500, r
