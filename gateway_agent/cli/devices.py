@@ -22,7 +22,7 @@ from gateway_agent.cli.app import (
     pass_ctx,
 )
 from gateway_agent.cli.tables import ago, key_column, when
-from gateway_agent.config import load_devices
+from gateway_agent.config import in_file, load_devices, read_toml
 from gateway_agent.errors import ConfigError
 from gateway_agent.rules.config import MAX_DOWNLINK
 from gateway_agent.store import views
@@ -164,7 +164,7 @@ def devices_add(
             k, _, v = kv.partition("=")
             try:
                 st[k] = tomllib.loads(f"v = {v}")["v"]
-            except tomllib.TOMLDecodeError:
+            except (ValueError, RecursionError):  # not TOML (TOMLDecodeError), a 4300+ digit int
                 st[k] = v
         raw["settings"] = st
     _put(c, [raw])
@@ -195,14 +195,11 @@ def devices_remove(c: Ctx, dev_eui: str) -> None:
 def devices_import(c: Ctx, file: str) -> None:
     """Import a devices TOML file ([[device]] tables)."""
     try:
-        with open(file, "rb") as f:
-            doc = tomllib.load(f)
+        doc = read_toml(file)  # bad bytes, syntax, size: the file and the offset or line
         raw = doc.get("device", [])
         load_devices(doc)
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        fail(f"{file}: {e}", 2)
     except ConfigError as e:
-        fail(f"{file}: {config_error_text(e)}", 2)
+        fail(config_error_text(in_file(file, e)), 2)
     from rich.progress import track
 
     n = 0

@@ -417,3 +417,28 @@ def test_config_check(tmp_path: Path) -> None:
     assert dev_invalid.rc == 2
     assert dev_invalid.json()["key_path"].endswith("device[1].app_s_key")
     assert APP not in dev_invalid.out and NWK not in dev_invalid.out
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            b'[[device]]\ndev_eui = "70b3d57ed0000001"\nname = "\xff"\n',
+            "not UTF-8: byte 0xff at offset",
+        ),
+        (b"[[device]]\ndev_eui = " + b"9" * 5000 + b"\n", "bad.toml"),
+        (b"[[device]\n", "bad.toml"),
+    ],
+)
+def test_devices_import_of_a_bad_file_says_where(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(content)
+    p = subprocess.run(
+        [sys.executable, "-m", "gateway_agent", "-c", str(tmp_path / "none.toml"),
+         "devices", "import", str(bad)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr and expected in p.stderr
