@@ -61,7 +61,9 @@ class Ingest:
         self.downlinks = Downlinks(
             cfg.lorawan, store, self.stage, counters, self.limiter, send_downlink, can_downlink
         )
-        self.dedup = DedupWindow(cfg.lorawan.dedup_window_ms / 1000.0)
+        # Early release: a frame every active receiver has reported is not held (crash window).
+        self.dedup = DedupWindow(cfg.lorawan.dedup_window_ms / 1000.0, early_release=True)
+        self._receivers_known = False
         self.cache = SessionCache()
         self.nonces = JoinNonces()
         self.rules = RuleRunner(cfg, self.cache, self.stage, counters, self.limiter)
@@ -157,6 +159,9 @@ class Ingest:
         self.nonces.load(rows, self.store.all_dev_nonces())
         self.cache.load(rows)
         self.rules.load(self.store.rule_states())
+        if not self._receivers_known:  # at start: the gateways heard before the restart
+            self.dedup.know(self.store.gateway_stats(), time.monotonic())
+            self._receivers_known = True
 
     def handle_group(self, group: FrameGroup) -> None:
         self.uplinks.handle_uplink(group)

@@ -93,3 +93,61 @@ def test_n_copies_fold_into_one_group_with_n_records(
         for r in g.rx
     ]
     assert keys == sorted(keys, reverse=True)
+
+
+# -- early release (issue #16: a frame held in the window is a frame a power cut loses) --------
+
+
+def frame(phy: bytes, gw: str) -> RadioFrame:
+    return RadioFrame(phy, rx(gw, 5.0, -80.0))
+
+
+def test_early_release_single_receiver_is_due_at_once() -> None:
+    w = DedupWindow(0.2, early_release=True)
+    assert w.add(frame(b"first", "gw1"), 9.0)  # a receiver's first frame waits out the window
+    assert w.pop_due(9.1) == [] and len(w.pop_due(9.2)) == 1
+    assert w.add(frame(b"a", "gw1"), 10.0)
+    assert w.next_deadline() == 10.0
+    assert [g.phy_payload for g in w.pop_due(10.0)] == [b"a"]
+    seeded = DedupWindow(0.2, early_release=True)
+    seeded.know(["gw1"], 0.0)  # known from before a restart: early from the first frame
+    seeded.add(frame(b"a", "gw1"), 1.0)
+    assert len(seeded.pop_due(1.0)) == 1
+    # Without early release the same frame waits out the window.
+    w2 = DedupWindow(0.2)
+    w2.add(frame(b"a", "gw1"), 10.0)
+    assert w2.pop_due(10.0) == [] and len(w2.pop_due(10.2)) == 1
+
+
+def test_early_release_waits_for_every_active_receiver() -> None:
+    w = DedupWindow(0.2, early_release=True)
+    w.add(frame(b"warm", "gw1"), 0.0)
+    w.add(frame(b"warm", "gw2"), 0.01)
+    w.pop_due(1.0)
+    new = DedupWindow(0.2, early_release=True)  # three new gateways at once: grouped fully
+    for i, g in enumerate(("n0", "n1", "n2")):
+        new.add(frame(b"z", g), 2.0 + i * 0.015)
+        assert new.pop_due(2.0 + i * 0.015) == []
+    (z,) = new.pop_due(2.2)
+    assert len(z.rx) == 3
+    w.add(frame(b"x", "gw1"), 5.0)
+    assert w.pop_due(5.05) == []  # gw2 is active and has not reported it yet
+    w.add(frame(b"x", "gw2"), 5.06)
+    (g,) = w.pop_due(5.06)  # both reported: released before the window closes
+    assert {r.gateway_id for r in g.rx} == {"gw1", "gw2"}
+    w.add(frame(b"y", "gw1"), 6.0)  # gw2 does not hear this one: the window decides
+    assert w.pop_due(6.1) == [] and len(w.pop_due(6.2)) == 1
+
+
+def test_early_release_forgets_a_silent_receiver_and_keeps_arrival_order() -> None:
+    w = DedupWindow(0.2, early_release=True, receiver_memory_s=60.0)
+    w.know(["gw1"], 0.0)
+    w.add(frame(b"warm", "gw2"), 0.0)
+    assert len(w.pop_due(0.2)) == 1
+    w.add(frame(b"a", "gw1"), 30.0)  # gw2 still counts: a waits for it or the window
+    w.add(frame(b"b", "gw1"), 30.01)
+    assert w.pop_due(30.05) == []
+    assert [g.phy_payload for g in w.pop_due(30.2)] == [b"a"]  # b waits behind a
+    assert [g.phy_payload for g in w.pop_due(30.25)] == [b"b"]
+    w.add(frame(b"c", "gw1"), 100.0)  # gw2 silent for 100 s: no longer waited for
+    assert [g.phy_payload for g in w.pop_due(100.0)] == [b"c"]
