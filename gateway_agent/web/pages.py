@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from gateway_agent.status_lines import status_checks
 from gateway_agent.web.chart import RANGES, Series, svg
-from gateway_agent.web.checks import status_checks
 from gateway_agent.web.layout import ago, csrf_field, e, light, table, when
 
 PAGE_SIZE = 50

@@ -1,7 +1,5 @@
-"""The red/amber/green lines of `gateway-agent status`, as data (the console's overview). Pure.
-
-Same thresholds as cli/render.py `render_status` (the CLI could render these lines too).
-"""
+"""The red/amber/green lines of `gateway-agent status`, as data: the CLI renders them with rich,
+the web console as its overview. Pure: the `status` JSON and the time in, lines out."""
 
 from __future__ import annotations
 
