@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway_agent.config import load_devices
 from gateway_agent.rules.config import MAX_DOWNLINK
-from gateway_agent.store import views
+from gateway_agent.store import imports, views
 
 if TYPE_CHECKING:
     from gateway_agent.config import Config
@@ -122,6 +122,13 @@ def register(ctl: ControlServer, d: CommandHost) -> None:
         return await call(
             views.readings_view, store, dev, req.get("since"), int(req.get("limit", 1000))
         )
+
+    @ctl.command("readings_import")
+    async def readings_import(req: dict[str, Any]) -> Any:
+        # History rows from `readings import` (the CLI chunks them under MAX_REQUEST): stored
+        # by the store thread in one transaction per request, never forwarded.
+        rows = imports.from_json(req.get("rows"))
+        return await call(store.import_readings, rows, bool(req.get("dry_run")))
 
     @ctl.command("alerts")
     async def alerts(req: dict[str, Any]) -> Any:

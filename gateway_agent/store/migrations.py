@@ -102,6 +102,15 @@ def _m3(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE devices ADD COLUMN fcnt_resets INTEGER NOT NULL DEFAULT 0")
 
 
+@migration(4)
+def _m4(db: sqlite3.Connection) -> None:
+    """Readings say where they came from: 'radio' (heard by this agent) or 'import' (history
+    brought in by `readings import`, store/imports.py). A column with a default: no rewrite."""
+    cols = {r[1] for r in db.execute("PRAGMA table_info(readings)")}
+    if "origin" not in cols:  # idempotent, like _m3
+        db.execute("ALTER TABLE readings ADD COLUMN origin TEXT NOT NULL DEFAULT 'radio'")
+
+
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

@@ -24,6 +24,7 @@ from gateway_agent.store import (
     drops,
     gateways,
     history,
+    imports,
     migrations,
     outbox,
     space,
@@ -336,6 +337,15 @@ class Store:
         if bad:  # the history copy stays in the file (the CLI opens it for reading only)
             self._damaged("readings", len(bad), bad[:10])
         return out
+
+    def import_readings(self, rows: Sequence[Any], dry_run: bool = False) -> dict[str, Any]:
+        """`readings import`: history rows (dev_eui, time, measurements) in one transaction, all
+        or nothing, marked origin 'import', never in the outbox (store/imports.py). A dry run
+        only counts (it works on a read-only store). Returns rows/new/present/devices/first/last."""
+        if dry_run:
+            with self._lock:
+                return imports.import_rows(self.db, rows, True)
+        return dict(self._file.write(lambda db: imports.import_rows(db, rows, False)))
 
     # -- gateways and the downlink queue -------------------------------------------------
 
