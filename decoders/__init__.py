@@ -60,7 +60,7 @@ def configure_codecs(settings: CodecSettings) -> None:
     if settings != _settings:  # ttn: ids loaded from the old copy are stale now
         for cache in (_JS, _ENCODERS, _TTN_MODELS):
             for cid in [c for c in cache if c.startswith("ttn:")]:
-                del cache[cid]  # type: ignore[attr-defined]
+                del cache[cid]
     _settings = settings
 
 
@@ -152,7 +152,7 @@ def encode_downlink(
     ChirpStack input shape, both given). `f_port` is used when the codec names none. Its
     `errors` are a CodecError(reason="codec_js_errors") whose `.errors` lists them."""
     js = _js(codec_id, encoder=True)
-    arg = {"data": dict(obj), "variables": _variables(settings)}
+    arg: dict[str, Any] = {"data": dict(obj), "variables": _variables(settings)}
     if f_port is not None:
         arg["fPort"] = f_port
     port, raw, _ = encoded(js.call("enc", arg), codec_id, f_port)

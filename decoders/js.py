@@ -198,7 +198,7 @@ class JsCodec:
         ctx.set_time_limit(self.time_limit_s)
         ctx.set_memory_limit(self.memory_limit_bytes)
         fn = self._invoke(ctx.eval, _PRELUDE)
-        reply = self._invoke(fn, "load", self.source)
+        reply: str = self._invoke(fn, "load", self.source)
         if reply[:1] != "L":
             raise self._failure(reply)
         self._ctx, self._fn = ctx, fn

@@ -73,12 +73,13 @@ def convert(value: Any, name: str, default_unit: str) -> float | None:
         value = value.get("value")
     if not is_number(value) or not isinstance(unit, str):
         return None
+    number: float = value  # is_number: an int or a float, never a bool
     factor = UNITS[name].get(unit.strip())
     if factor is None:
         return None
     if factor == 0.001:  # mV: divide, as FORMATS.md writes it (3600 / 1000 is exactly 3.6)
-        return value / 1000
-    return value * factor if factor != 1.0 else value
+        return number / 1000
+    return number * factor if factor != 1.0 else number
 
 
 def common_names(data: Mapping[str, Any]) -> tuple[dict[str, float], list[str]]:

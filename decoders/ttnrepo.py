@@ -103,8 +103,9 @@ def _examples(kind: str, section: Any) -> list[Example]:
     for ex in raw if isinstance(raw, list) else []:
         if not isinstance(ex, Mapping):
             continue
-        inp = ex.get("input") if isinstance(ex.get("input"), Mapping) else {}
-        outp = ex.get("output") if isinstance(ex.get("output"), Mapping) else {}
+        raw_in, raw_out = ex.get("input"), ex.get("output")
+        inp = raw_in if isinstance(raw_in, Mapping) else {}
+        outp = raw_out if isinstance(raw_out, Mapping) else {}
         norm = ex.get("normalizedOutput")
         data_in, data_out = inp.get("data"), outp.get("data")
         port = inp.get("fPort", outp.get("fPort"))

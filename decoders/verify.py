@@ -63,7 +63,7 @@ def check_example(
             if payload is None or f_port is None:
                 return ["the example has no input bytes / fPort"]
             if kind == "uplink":
-                got, got_norm = fn(f_port, payload)  # type: ignore[misc]
+                got, got_norm = fn(f_port, payload)
             else:
                 got, got_norm = fn(f_port, payload), None
             if want_errors:

@@ -10,6 +10,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ def _space_error(e: BaseException) -> bool:
     return isinstance(e, DiskFullError) or "full" in msg or "no space" in msg
 
 
-def _open_with_room(make: Any, path: Path) -> Store:
+def _open_with_room(make: Callable[[], Store], path: Path) -> Store:
     """Open; when even opening needs a write the full disk refuses, give up the reserve file
     (store/space.py) and try once more."""
     try:
@@ -126,7 +127,7 @@ def start_room(store: Store) -> None:
 
 
 def _recover(
-    cfg: Config, make: Any, path: Path, e: BaseException
+    cfg: Config, make: Callable[..., Store], path: Path, e: BaseException
 ) -> tuple[Store, dict[str, Any] | None]:
     """Salvage the readable rows into a fresh file, move the damaged one aside, start on the
     fresh one. A salvage that fails (no room for the copy, say) still moves aside."""

@@ -7,7 +7,7 @@ time-weighted; state is one small accumulator per day of the period.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,7 +262,7 @@ def _finite(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def worst_rooms(entries: list[Mapping[str, Any]], n: int) -> list[dict[str, Any]]:
+def worst_rooms(entries: Sequence[Mapping[str, Any]], n: int) -> list[dict[str, Any]]:
     """The month's worst rooms: most failing days, then most minutes above the first threshold."""
     ranked = sorted(
         (e for e in entries if e.get("days_fail", 0) or e.get("verdict") == "fail"),

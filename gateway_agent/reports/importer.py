@@ -116,7 +116,7 @@ def _jsonl(lines: Iterable[str]) -> Iterable[tuple[int, Any]]:
             continue
         try:
             obj = json.loads(line)
-        except ValueError as e:
+        except json.JSONDecodeError as e:
             yield n, _Bad(f"not JSON: {e.msg}")
             continue
         if not isinstance(obj, dict):

@@ -175,7 +175,7 @@ class LegionellaSummary:
         for wi, (label, a, b) in enumerate(self.weeks_def):
             wk = self.weeks[wi]
             week_end = self.days[b].end
-            checks_out = []
+            checks_out: list[dict[str, Any]] = []
             week_fail = week_missing = False
             for i, c in enumerate(p.checks):
                 if wk.n[i] == 0:
@@ -185,6 +185,7 @@ class LegionellaSummary:
                     week_missing = True
                     continue
                 ext, vio = wk.extreme[i], wk.violation[i]
+                when: float | None
                 if c.mode == "reach":
                     ok = vio is not None
                     ev, when = (vio, vio[1]) if vio else (ext, week_end)
@@ -212,7 +213,7 @@ class LegionellaSummary:
                     evidence = {"check": c.name, "week": label, **e}
             flush_total += wk.flushes
             flush_ok = True
-            if p.little_used and sum(wk.n) and wk.flushes == 0:
+            if p.little_used and any(wk.n) and wk.flushes == 0:  # n: counts, never negative
                 flush_ok = False
                 week_fail = True
                 no_flush.append(label)

@@ -28,7 +28,7 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    m.KIND: Kind(m.KIND, m.DEVICE_CLASS, m.params, m.fields, m.summarize)  # type: ignore[arg-type]
+    m.KIND: Kind(m.KIND, m.DEVICE_CLASS, m.params, m.fields, m.summarize)
     for m in (legionella, co2, bins, gullies)
 }
 
@@ -143,7 +143,7 @@ def _has_data(e: dict[str, Any]) -> bool:
         if key in e:
             return bool(e[key])
     return (
-        e.get("school_days", 0) > e.get("days_insufficient_data", 0)
+        bool(e.get("school_days", 0) > e.get("days_insufficient_data", 0))
         or e["verdict"] != "insufficient_data"
     )
 

@@ -161,6 +161,11 @@ def _list(v: Any, p: str) -> list[Any]:
     return v
 
 
+def _no_items() -> list[Any]:
+    """An absent array key's default, typed so that `TomlTable.get` infers list[Any]."""
+    return []
+
+
 def _hhmm(v: Any, p: str) -> int:
     m = re.fullmatch(r"(\d{1,2}):(\d{2})", v) if isinstance(v, str) else None
     if m is None or int(m[1]) > 24 or int(m[2]) > 59 or int(m[1]) * 60 + int(m[2]) > 1440:
@@ -229,7 +234,7 @@ def _legionella(t: TomlTable) -> LegionellaSettings:
         flush_window_min=t.get("flush_window_min", _num(1, 1440), d.flush_window_min),
         healthcare_tags=tuple(
             _str(x, f"{t.key('healthcare_tags')}[{i}]")
-            for i, x in enumerate(t.get("healthcare_tags", _list, []))
+            for i, x in enumerate(t.get("healthcare_tags", _list, _no_items()))
         ),
         value=_value(t, d.value),
     )
@@ -270,7 +275,7 @@ def _co2(t: TomlTable) -> Co2Settings:
         WEEKDAYS.index(_choice(*WEEKDAYS)(x, f"{t.key('weekdays')}[{i}]"))
         for i, x in enumerate(days)
     )
-    hol = t.get("holidays", _list, [])
+    hol = t.get("holidays", _list, _no_items())
     thresholds = t.get("thresholds_ppm", _list, list(d.thresholds_ppm))
     if len(thresholds) != 2:
         raise ConfigError(t.key("thresholds_ppm"), "expected two numbers, e.g. [1500, 2000]")

@@ -136,7 +136,7 @@ def run_report(
     """
     settings = settings or ReportSettings()
     own = not isinstance(db, sqlite3.Connection)
-    conn = open_readonly(db) if own else db  # type: ignore[arg-type]
+    conn = db if isinstance(db, sqlite3.Connection) else open_readonly(db)
     try:
         if own:
             conn.execute("BEGIN")  # one snapshot: the daemon may commit meanwhile

@@ -56,7 +56,7 @@ def reading_dicts(
             d["flags"] = json.loads(d["flags"])
         except (ValueError, TypeError):
             if bad_seqs is not None:
-                bad_seqs.append(d.get("seq"))
+                bad_seqs.append(d["seq"])  # SELECT * FROM readings: always there
             continue
         out.append(d)
     if oldest_first:
