@@ -96,3 +96,17 @@ def test_bad_files_and_forward(tmp_path: Path) -> None:
     r = cli(agent, "readings", "import", str(good))
     assert r.returncode == 0 and "imported 2 readings: 2 new" in r.stdout
     assert "older than store.retention_days (7)" in r.stderr
+
+
+def test_large_files_go_in_requests_under_the_socket_limit() -> None:
+    from gateway_agent.cli.readings import _chunks
+    from gateway_agent.control import MAX_REQUEST
+    from gateway_agent.reports.importer import parse_import
+
+    text = "\n".join(
+        f'{{"devEui": "{DEV}", "time": {1767607200 + i}, "measurements": {{"co2_ppm": {i}.5, "temp_c": 21.25}}}}'
+        for i in range(30_000)
+    )
+    chunks = _chunks(parse_import(text))
+    assert len(chunks) > 1 and sum(map(len, chunks)) == 30_000
+    assert all(len(json.dumps({"cmd": "readings_import", "rows": c})) < MAX_REQUEST for c in chunks)
