@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 from typing import Any
 
@@ -144,14 +143,6 @@ def readings_import(
             f"{verb} {summary['rows']} readings: {summary['new']} {new},"
             f" {summary['present']} already present; {summary['devices']} device(s);"
             f" {_iso(summary['first'])} .. {_iso(summary['last'])}"
-        )
-    days = c.cfg.store.retention_days
-    old = sum(1 for r in rows if r.time < time.time() - days * 86400) if days else 0
-    if old:
-        click.echo(
-            f"warning: {old} imported readings are older than store.retention_days ({days:g}):"
-            " retention deletes them at its next round",
-            err=True,
         )
 
 

@@ -127,7 +127,7 @@ def _store(t: TomlTable) -> StoreConfig:
         commit_interval_ms=t.get("commit_interval_ms", c_int(0, 10_000), 50),
         commit_rows=t.get("commit_rows", c_int(1, 100_000), 500),
         max_db_mb=t.get("max_db_mb", c_num(0.1, 1_000_000), 512.0),
-        retention_days=t.get("retention_days", c_num(0, 3650), 7.0),
+        retention_days=t.get("retention_days", c_num(0, 3650), 400.0),
         quick_check_on_start=t.get("quick_check_on_start", c_bool, True),
     )
     t.done()

@@ -85,7 +85,7 @@ class StoreConfig:
     commit_interval_ms: int = 50  # commits at most this often: docs/commit-policy.md
     commit_rows: int = 500
     max_db_mb: float = 512.0
-    retention_days: float = 7.0
+    retention_days: float = 400.0  # a year of monthly reports; the disk cap bounds it
     quick_check_on_start: bool = True
 
 

@@ -62,7 +62,8 @@ def read(
         rows = cur.execute(sql, args).fetchall()
     finally:
         db.text_factory = old
-    good, bad = [], []
+    good: list[Any] = []
+    bad: list[Any] = []
     for r in rows:
         (bad if is_damaged(tuple(r)) else good).append(r)
     return good, bad

@@ -67,16 +67,19 @@ def reading_dicts(
 def expire_readings(db: sqlite3.Connection, before: float) -> int:
     """Retention: forwarded readings stamped before `before` go; returns how many. A reading
     still in the outbox stays, whatever its time says (a clock stepped from 1970 makes every
-    reading look old): only readings before the oldest unsent one in seq order may go."""
+    reading look old): only readings before the oldest unsent one in seq order may go.
+    Imported history (`readings import`, origin 'import') is kept: it was brought in for the
+    reports; only the disk cap's shedding removes it, oldest first."""
     horizon = unsent_horizon(db)
+    radio = "origin = 'radio' AND "
     if horizon is None:
-        return int(db.execute("DELETE FROM readings WHERE time < ?", (before,)).rowcount)
+        return int(db.execute(f"DELETE FROM readings WHERE {radio}time < ?", (before,)).rowcount)
     if horizon >= 0:
-        sql = "DELETE FROM readings WHERE seq < ? AND time < ?"
+        sql = f"DELETE FROM readings WHERE {radio}seq < ? AND time < ?"
         return int(db.execute(sql, (horizon, before)).rowcount)
     # The oldest unsent readings have no history copy (shed at the cap): ask the outbox by id.
     sql = (
-        "DELETE FROM readings WHERE time < ? AND id NOT IN"
+        f"DELETE FROM readings WHERE {radio}time < ? AND id NOT IN"
         f" (SELECT msg_id FROM outbox WHERE priority = {PRIO_READING})"
     )
     return int(db.execute(sql, (before,)).rowcount)

@@ -116,3 +116,17 @@ def test_migration_4_is_idempotent(tmp_path: Path) -> None:
     assert SCHEMA_VERSION >= 4
     assert "origin" in {r[1] for r in db.execute("PRAGMA table_info(readings)")}
     db.close()
+
+
+def test_retention_keeps_imported_history(tmp_path: Path) -> None:
+    """Retention deletes forwarded radio readings only: history brought in for the reports
+    stays (the disk cap's shedding is what bounds it)."""
+    from gateway_agent.store import history
+
+    s = store_with_history(tmp_path)
+    s.import_readings(parse_import(lines(4)))
+    with s._lock:  # noqa: SLF001 (the store thread's lock; tests call the table module directly)
+        gone = history.expire_readings(s.db, ts(2027, 1, 1))
+    origins = [r[0] for r in s.db.execute("SELECT origin FROM readings ORDER BY time")]
+    assert gone == 1 and origins == ["import"] * 4  # the January radio reading went
+    s.close()
