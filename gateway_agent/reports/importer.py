@@ -119,6 +119,9 @@ def _jsonl(lines: Iterable[str]) -> Iterable[tuple[int, Any]]:
         except json.JSONDecodeError as e:
             yield n, _Bad(f"not JSON: {e.msg}")
             continue
+        except (ValueError, RecursionError):  # a 4,300+ digit number, nesting past the stack
+            yield n, _Bad("not JSON this importer reads (a huge number or deep nesting)")
+            continue
         if not isinstance(obj, dict):
             yield n, _Bad("expected a JSON object")
             continue

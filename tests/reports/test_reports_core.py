@@ -235,3 +235,15 @@ def test_no_rows_is_insufficient_data(kind: str) -> None:
     rep = build_report(kind, JAN, [dev], lambda d, f: iter(()), ReportSettings())
     assert rep["devices"][0]["verdict"] == "insufficient_data"
     assert rep["value"]["devices_monitored"] == 0 and rep["value"]["problems_found"] == 0
+
+
+def test_import_huge_number_or_deep_nesting_is_a_line_problem() -> None:
+    from gateway_agent.reports.importer import ImportFileError, parse_import
+
+    text = (
+        '{"devEui": "70b3d57ed0000001", "time": ' + "9" * 5000 + ', "measurements": {}}\n'
+        + "[" * 100_000 + "\n"
+    )  # fmt: skip
+    with pytest.raises(ImportFileError) as e:
+        parse_import(text, "jsonl")
+    assert [line for line, _ in e.value.problems] == [1, 2]
