@@ -153,9 +153,8 @@ def codecs_verify(
         except ConfigError as e:
             fail(config_error_text(e))
         ids += sorted({d.codec for d in devices if d.codec})
-        section = getattr(cfg, "codecs", None)  # once the config tree carries [codecs]
-        if repository is None and getattr(section, "ttn_repository", None) is not None:
-            decoders.configure_codecs(section)
+        if repository is None and cfg.codecs.ttn_repository is not None:
+            decoders.configure_codecs(cfg.codecs)
     if repository is not None:
         decoders.configure_codecs(decoders.CodecSettings(ttn_repository=_path(repository)))
     if not ids:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from decoders.ttnrepo import load_codec_settings
 from gateway_agent.config.convert import (
     c_any,
     c_bool,
@@ -196,6 +197,7 @@ def load_config(
     lorawan = _lorawan(TomlTable(root.get("lorawan", lambda v, p: v, {}), "lorawan"))
     metrics = _metrics(TomlTable(root.get("metrics", lambda v, p: v, {}), "metrics"))
     reports = load_report_settings(root.get("reports", lambda v, p: v, {}))
+    codecs = load_codec_settings(root.get("codecs", lambda v, p: v, None), "codecs", base_dir)
     web = (
         load_web_settings(root.get("web", lambda v, p: v, {}), base_dir)
         if root.has("web")
@@ -218,6 +220,7 @@ def load_config(
         metrics=metrics,
         reports=reports,
         web=web,
+        codecs=codecs,
         rules=rules,
         raw_rules=tuple(raw_rules),
         path=path,

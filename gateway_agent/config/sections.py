@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from decoders.ttnrepo import CodecSettings
 from gateway_agent.reports.settings import ReportSettings
 from gateway_agent.web.settings import WebSettings
 
@@ -130,6 +131,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     reports: ReportSettings = field(default_factory=ReportSettings)  # [reports], docs/reports.md
     web: WebSettings | None = None  # [web], docs/web.md: the console runs only when configured
+    codecs: CodecSettings = field(default_factory=CodecSettings)  # [codecs], docs/decoders.md
     rules: tuple[Any, ...] = ()  # gateway_agent.rules objects, built by the rules loader
     raw_rules: tuple[Mapping[str, Any], ...] = ()
     path: Path | None = None

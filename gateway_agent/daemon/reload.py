@@ -8,6 +8,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
+import decoders
 from gateway_agent.config import preflight, read_config
 from gateway_agent.errors import ConfigError
 from gateway_agent.logfmt import log_event
@@ -74,6 +75,7 @@ async def reload(d: ReloadHost) -> dict[str, Any]:
     # one format meanwhile is converted when sent in the other).
     restart_needed = [k for k in RESTART_SECTIONS if getattr(new, k) != getattr(d.cfg, k)]
     d.cfg = new
+    decoders.configure_codecs(new.codecs)
     d.ingest.cfg = new
     d.ingest.downlinks.lorawan = new.lorawan
     logging.getLogger().setLevel(new.agent.log_level)

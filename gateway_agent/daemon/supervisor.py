@@ -13,6 +13,7 @@ import signal
 import time
 from typing import Any
 
+import decoders
 from gateway_agent import __version__
 from gateway_agent.config import Config, preflight, read_config, read_devices
 from gateway_agent.daemon import reload as reload_
@@ -43,6 +44,7 @@ log = logging.getLogger("gateway_agent.daemon")
 class Daemon:
     def __init__(self, cfg: Config, counters: Counters = COUNTERS) -> None:
         self.cfg = cfg
+        decoders.configure_codecs(cfg.codecs)  # where `ttn:VENDOR/MODEL` codec ids resolve
         self.counters = counters
         self.started = time.time()
         self.started_mono = time.monotonic()

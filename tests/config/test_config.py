@@ -369,3 +369,15 @@ def test_sighup_with_a_file_run_would_refuse_keeps_old_config_and_runs(
         assert agent.counter("config_reload_failed") == 1
     finally:
         assert agent.stop() == 0
+
+
+def test_codecs_section_sets_where_ttn_codecs_resolve(tmp_path: Path) -> None:
+    from gateway_agent.config import load_config
+
+    base = {"agent": {"gateway_id": "x", "state_dir": str(tmp_path)}, "sources": [], "upstream": {}}
+    cfg = load_config({**base, "codecs": {"ttn_repository": "lorawan-devices"}}, base_dir=tmp_path)
+    assert cfg.codecs.ttn_repository == tmp_path / "lorawan-devices"
+    assert load_config(base).codecs.ttn_repository is None
+    with pytest.raises(ConfigError) as e:
+        load_config({**base, "codecs": {"ttn_repo": "x"}})
+    assert e.value.key_path == "codecs.ttn_repo"
