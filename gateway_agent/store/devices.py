@@ -198,3 +198,13 @@ def next_join_nonce(db: sqlite3.Connection, dev_eui: bytes) -> int:
     db.execute("UPDATE devices SET join_nonce=join_nonce+1 WHERE dev_eui=?", (dev_eui.hex(),))
     row = db.execute("SELECT join_nonce FROM devices WHERE dev_eui=?", (dev_eui.hex(),)).fetchone()
     return int(row[0])
+
+
+def counts(db: sqlite3.Connection, heard_since: float) -> tuple[int, int]:
+    """(provisioned, heard at or after `heard_since`): the overview's figures, counted by
+    SQLite instead of building every Device."""
+    row = db.execute(
+        "SELECT count(*), count(CASE WHEN last_seen >= ? THEN 1 END) FROM devices",
+        (heard_since,),
+    ).fetchone()
+    return int(row[0]), int(row[1])

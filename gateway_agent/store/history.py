@@ -127,6 +127,15 @@ def alerts(
     return rows
 
 
+def count_open_alerts(db: sqlite3.Connection, limit: int) -> int:
+    """Open alerts (raised, not acknowledged), counted up to `limit`."""
+    row = db.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM alerts WHERE state='raised' AND acked=0 LIMIT ?)",
+        (limit,),
+    ).fetchone()
+    return int(row[0])
+
+
 def ack_alert(db: sqlite3.Connection, alert_id: str) -> bool:
     return (
         db.execute(

@@ -134,6 +134,11 @@ class Store:
             rows = devices.select_all(self.db)
         return devices.with_state(rows)
 
+    def device_counts(self, heard_since: float) -> tuple[int, int]:
+        """(provisioned, heard at or after `heard_since`), without reading the rows."""
+        with self._lock:
+            return devices.counts(self.db, heard_since)
+
     def device(self, dev_eui: bytes) -> tuple[Device, dict[str, Any]] | None:
         for d, st in self.devices_where("dev_eui=?", (dev_eui.hex(),)):
             return d, st
@@ -319,6 +324,11 @@ class Store:
                 "alerts", len(bad), [damaged.text(bytes(str(r[0]), "utf-8")) for r in bad]
             )
         return [dict(r) for r in rows]
+
+    def open_alert_count(self, limit: int = 100_000) -> int:
+        """Open alerts, counted up to `limit`, without reading the rows."""
+        with self._lock:
+            return history.count_open_alerts(self.db, limit)
 
     def ack_alert(self, alert_id: str) -> bool:
         return bool(self._file.write(lambda db: history.ack_alert(db, alert_id)))
