@@ -79,3 +79,24 @@ class TomlTable:
         extra = sorted(set(self.data) - self.seen)
         if extra:
             raise ConfigError(self.key(extra[0]), "unknown key")
+
+
+# Value checks shared by every loader (config, rules, reports, web): one text for one mistake.
+
+
+def c_int(lo: int, hi: int) -> Callable[[Any, str], int]:
+    def conv(v: Any, p: str) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ConfigError(p, f"expected an integer {lo}-{hi}, got {type_name(v)}")
+        return v
+
+    return conv
+
+
+def c_num(lo: float, hi: float) -> Callable[[Any, str], float]:
+    def conv(v: Any, p: str) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+            raise ConfigError(p, f"expected a number {lo:g}-{hi:g}, got {type_name(v)}")
+        return float(v)
+
+    return conv

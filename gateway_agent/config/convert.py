@@ -36,24 +36,6 @@ def c_bool(v: Any, p: str) -> bool:
     return v
 
 
-def c_int(lo: int, hi: int) -> Callable[[Any, str], int]:
-    def conv(v: Any, p: str) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ConfigError(p, f"expected an integer {lo}-{hi}, got {type_name(v)}")
-        return v
-
-    return conv
-
-
-def c_num(lo: float, hi: float) -> Callable[[Any, str], float]:
-    def conv(v: Any, p: str) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-            raise ConfigError(p, f"expected a number {lo:g}-{hi:g}, got {type_name(v)}")
-        return float(v)
-
-    return conv
-
-
 def c_choice(*choices: str) -> Callable[[Any, str], str]:
     def conv(v: Any, p: str) -> str:
         if not isinstance(v, str) or v not in choices:

@@ -18,10 +18,8 @@ from gateway_agent.config.convert import (
     c_choice_int,
     c_hex,
     c_hostport,
-    c_int,
     c_list,
     c_nonempty,
-    c_num,
     c_path,
     c_str,
 )
@@ -41,7 +39,7 @@ from gateway_agent.config.sections import (
 )
 from gateway_agent.errors import ConfigError
 from gateway_agent.reports.settings import load_report_settings
-from gateway_agent.tomltable import TomlTable, shown, type_name
+from gateway_agent.tomltable import TomlTable, c_int, c_num, shown, type_name
 from gateway_agent.web.settings import load_web_settings
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from gateway_agent.errors import ConfigError
 from gateway_agent.tomltable import TomlTable, type_name
+from gateway_agent.tomltable import c_int as _int
+from gateway_agent.tomltable import c_num as _num
 
 VENTILATION = ("natural", "mechanical", "hybrid")
 OUTLETS = ("hot", "cold", "calorifier_flow", "calorifier_return", "calorifier")
@@ -114,24 +116,6 @@ class ReportSettings:
 
 
 # --------------------------------------------------------------------------- converters
-
-
-def _num(lo: float, hi: float) -> Callable[[Any, str], float]:
-    def conv(v: Any, p: str) -> float:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-            raise ConfigError(p, f"expected a number {lo:g}-{hi:g}, got {type_name(v)}")
-        return float(v)
-
-    return conv
-
-
-def _int(lo: int, hi: int) -> Callable[[Any, str], int]:
-    def conv(v: Any, p: str) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ConfigError(p, f"expected an integer {lo}-{hi}, got {type_name(v)}")
-        return v
-
-    return conv
 
 
 def _str(v: Any, p: str) -> str:

@@ -14,6 +14,8 @@ from typing import Any
 
 from gateway_agent.errors import ConfigError
 from gateway_agent.tomltable import TomlTable, shown, type_name
+from gateway_agent.tomltable import c_int as _int
+from gateway_agent.tomltable import c_num as _num
 
 ROLES = ("viewer", "operator")
 LOOPBACK_NAMES = ("localhost",)
@@ -70,24 +72,6 @@ def _path(base: Path | None) -> Callable[[Any, str], Path]:
             raise ConfigError(p, f"expected a file path, got {type_name(v)}")
         path = Path(v).expanduser() if v.startswith("~/") else Path(v)
         return path if path.is_absolute() or base is None else base / path
-
-    return conv
-
-
-def _num(lo: float, hi: float) -> Callable[[Any, str], float]:
-    def conv(v: Any, p: str) -> float:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
-            raise ConfigError(p, f"expected a number {lo:g}-{hi:g}, got {type_name(v)}")
-        return float(v)
-
-    return conv
-
-
-def _int(lo: int, hi: int) -> Callable[[Any, str], int]:
-    def conv(v: Any, p: str) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ConfigError(p, f"expected an integer {lo}-{hi}, got {type_name(v)}")
-        return v
 
     return conv
 
