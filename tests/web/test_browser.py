@@ -116,10 +116,15 @@ def test_operator_and_viewer_in_a_real_browser(
     shoot(drv, "overview")
 
     # devices: search, open one, its chart
+    # Each navigation is awaited by its URL first: an element found on the page being left
+    # goes stale under the click (the unfiltered device list also shows "P7 classroom").
     drv.find_element(By.LINK_TEXT, "Devices").click()
+    wait(drv, ec.url_contains("/devices"))
     q = wait(drv, ec.presence_of_element_located((By.ID, "q")))
     q.send_keys("P7", Keys.ENTER)
-    wait(drv, ec.presence_of_element_located((By.LINK_TEXT, "P7 classroom"))).click()
+    wait(drv, ec.url_contains("q=P7"))
+    wait(drv, ec.element_to_be_clickable((By.LINK_TEXT, "P7 classroom"))).click()
+    wait(drv, ec.url_contains("/devices/"))
     wait(drv, ec.presence_of_element_located((By.CSS_SELECTOR, "svg.chart")))
     titles = [
         t.get_attribute("textContent")
@@ -134,6 +139,7 @@ def test_operator_and_viewer_in_a_real_browser(
 
     # alerts: acknowledge one as operator
     drv.find_element(By.LINK_TEXT, "Alerts").click()
+    wait(drv, ec.url_contains("/alerts"))
     buttons = wait(
         drv, ec.presence_of_all_elements_located((By.XPATH, "//button[text()='Acknowledge']"))
     )
@@ -147,6 +153,7 @@ def test_operator_and_viewer_in_a_real_browser(
 
     # live readings: one stored now appears without a reload
     drv.find_element(By.LINK_TEXT, "Live").click()
+    wait(drv, ec.url_contains("/live"))
     wait(drv, ec.text_to_be_present_in_element((By.ID, "live-state"), "connected"))
     srv.store_call(srv.host.stage_readings, EUI2, [(time.time(), {"temperature_c": 61.25})])
     wait(drv, ec.text_to_be_present_in_element((By.ID, "live"), "temperature_c 61.25"))
