@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
 
@@ -26,13 +27,33 @@ def outbox_status(c: Ctx, as_json: bool) -> None:
         return
     if not st["depth"]:
         click.echo("0 messages waiting: everything has reached the broker")
-        return
-    kinds = ", ".join(f"{k} {n}" for k, n in sorted(st["by_kind"].items()))
-    age = st["oldest_age_s"]
-    click.echo(
-        f"{st['depth']} messages waiting ({kinds})"
-        + (f", oldest {ago(time.time() - age)}" if age is not None else "")
-    )
+    else:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(st["by_kind"].items()))
+        age = st["oldest_age_s"]
+        click.echo(
+            f"{st['depth']} messages waiting ({kinds})"
+            + (f", oldest {ago(time.time() - age)}" if age is not None else "")
+        )
+    for name, lane in sorted(st.get("outputs", {}).items()):
+        click.echo(_lane_line(name, lane))
+
+
+def _lane_line(name: str, lane: dict[str, Any]) -> str:
+    """One output's lane: `influx: 120 waiting (up 118, alert 2), oldest 3 min ago, down
+    (connection refused), 4 dropped`."""
+    depth = lane.get("depth", 0)
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(lane.get("by_kind", {}).items()))
+    text = f"{name}: {depth} waiting" + (f" ({kinds})" if kinds else "")
+    age = lane.get("oldest_age_s")
+    if age is not None:
+        text += f", oldest {ago(time.time() - age)}"
+    state = lane.get("state")
+    if state:
+        text += f", {state}" + (f" ({lane['last_error']})" if lane.get("last_error") else "")
+    dropped = sum(int(n) for n in (lane.get("dropped") or {}).values())
+    if dropped:
+        text += f", {dropped} dropped"
+    return text
 
 
 @outbox.command("watch")

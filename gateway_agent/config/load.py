@@ -7,6 +7,7 @@ Unknown keys are rejected (a typo must not silently fall back to a default).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from gateway_agent.config.convert import (
     c_str,
 )
 from gateway_agent.config.files import in_file, read_toml
+from gateway_agent.config.outputs import load_outputs, load_relay
 from gateway_agent.config.sections import (
     SERIAL_DEFAULT_BAUD,
     SERIAL_FORMATS,
@@ -78,6 +80,7 @@ def _lorawan(t: TomlTable) -> LorawanConfig:
         downlink_power_dbm=t.get("downlink_power_dbm", c_int(0, 30), 14),
         adr=t.get("adr", c_bool, True),
         adr_margin_db=t.get("adr_margin_db", c_num(0, 30), 10.0),
+        mode=t.get("mode", c_choice("edge", "passive"), "edge"),
     )
     if not 1 <= len(cfg.dev_addr_prefix) <= 3:
         raise ConfigError(t.key("dev_addr_prefix"), "expected 1 to 3 bytes of hex")
@@ -191,6 +194,15 @@ def load_config(
         if names.index(n) != i:
             raise ConfigError(f"sources[{i}].name", f"duplicate source name {shown(n)}")
     upstream = _upstream(TomlTable(root.get("upstream", lambda v, p: v, {}), "upstream"), base_dir)
+    outputs = load_outputs(root.get("outputs", c_any, None) or [], base_dir, _upstream)
+    if outputs and not root.has("upstream"):
+        # [[outputs]] given and no [upstream]: the outputs are the only way out.
+        upstream = replace(upstream, enabled=False)
+    relay = (
+        load_relay(TomlTable(root.get("relay", lambda v, p: v, {}), "relay"), base_dir, _upstream)
+        if root.has("relay")
+        else None
+    )
     store = _store(TomlTable(root.get("store", lambda v, p: v, {}), "store"))
     lorawan = _lorawan(TomlTable(root.get("lorawan", lambda v, p: v, {}), "lorawan"))
     metrics = _metrics(TomlTable(root.get("metrics", lambda v, p: v, {}), "metrics"))
@@ -219,6 +231,8 @@ def load_config(
         reports=reports,
         web=web,
         codecs=codecs,
+        outputs=outputs,
+        relay=relay,
         rules=rules,
         raw_rules=tuple(raw_rules),
         path=path,

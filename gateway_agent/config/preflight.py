@@ -23,6 +23,12 @@ def preflight(cfg: Config, *, create_state_dir: bool = False) -> list[Any]:
     if cfg.upstream.password_file is not None:
         check_secret_file(cfg.upstream.password_file, "upstream.password_file")
         _check_password_text(cfg.upstream.password_file)
+    for i, out in enumerate(cfg.outputs):  # tokens, secrets, passwords, keys: 0600
+        for f in out.secret_files():
+            check_secret_file(f, f"outputs[{i}]")
+    if cfg.relay is not None:
+        for f in cfg.relay.secret_files():
+            check_secret_file(f, "relay")
     if create_state_dir:
         try:
             cfg.agent.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)

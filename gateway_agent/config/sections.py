@@ -48,6 +48,9 @@ class LorawanConfig:
     downlink_power_dbm: int = 14
     adr: bool = True  # network-side ADR for devices that set the ADR bit
     adr_margin_db: float = 10.0  # installation margin kept above the demodulation floor
+    # "edge": this agent is the network server; "passive": a central server owns joins, ACKs,
+    # ADR, MAC and downlinks, and the agent sends none of its own (it relays, decodes, alerts)
+    mode: str = "edge"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +135,8 @@ class Config:
     reports: ReportSettings = field(default_factory=ReportSettings)  # [reports], docs/reports.md
     web: WebSettings | None = None  # [web], docs/web.md: the console runs only when configured
     codecs: CodecSettings = field(default_factory=CodecSettings)  # [codecs], docs/decoders.md
+    outputs: tuple[Any, ...] = ()  # config/outputs.py OutputConfig: [[outputs]], docs/outputs.md
+    relay: Any = None  # config/outputs.py RelayConfig: [relay], docs/relay.md; None: no relay
     rules: tuple[Any, ...] = ()  # gateway_agent.rules objects, built by the rules loader
     raw_rules: tuple[Mapping[str, Any], ...] = ()
     path: Path | None = None

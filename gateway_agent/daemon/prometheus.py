@@ -128,11 +128,40 @@ class DaemonCollector(Collector):
             yield depth
             age = (snap["time"] - ob["oldest"]) if ob.get("oldest") else 0.0
             yield _gauge("outbox_oldest_age_seconds", "Age of the oldest waiting message", age)
+        if snap.get("outputs") is not None:
+            yield from _output_metrics(snap, getattr(d, "outputs", {}))
         if "db_size_bytes" in snap:
             yield _gauge("db_size_bytes", "SQLite file + WAL size", snap["db_size_bytes"])
             yield _gauge(
                 "db_cap_bytes", "Configured database cap", d.cfg.store.max_db_mb * 1024 * 1024
             )
+
+
+def _output_metrics(snap: dict[str, Any], workers: dict[str, Any]) -> Any:
+    """Per output (`[[outputs]]` and the relay): depth, oldest age, and 1 while it delivers."""
+    lanes = snap["outputs"]
+    names = sorted(set(lanes) | set(workers))
+    depth = GaugeMetricFamily(
+        PREFIX + "output_depth", "Messages waiting for one output", labels=["output"]
+    )
+    age = GaugeMetricFamily(
+        PREFIX + "output_oldest_age_seconds",
+        "Age of the oldest message waiting for one output",
+        labels=["output"],
+    )
+    up = GaugeMetricFamily(
+        PREFIX + "output_up", "1 while the output's destination takes messages", labels=["output"]
+    )
+    for name in names:
+        lane = lanes.get(name, {})
+        depth.add_metric([name], lane.get("depth", 0))
+        oldest = lane.get("oldest")
+        age.add_metric([name], (snap["time"] - oldest) if oldest else 0.0)
+        w = workers.get(name)
+        up.add_metric([name], 1.0 if w is not None and w.state == "up" else 0.0)
+    yield depth
+    yield age
+    yield up
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -163,6 +192,7 @@ def build_registry(daemon: MetricsHost) -> tuple[CollectorRegistry, DaemonCollec
 def _db_snapshot(store: Store) -> dict[str, Any]:
     return {
         "outbox": store.outbox_stats(),
+        "outputs": store.queue_stats(),
         "db_size_bytes": store.size_bytes(),
         "time": time.time(),
     }

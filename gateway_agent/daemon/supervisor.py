@@ -21,6 +21,7 @@ from gateway_agent.daemon.actions import actions_worker, run_rule_actions
 from gateway_agent.daemon.commands import register
 from gateway_agent.daemon.control_server import ControlServer
 from gateway_agent.daemon.housekeeping import Housekeeping
+from gateway_agent.daemon.outputs import build_outputs, forget_removed, register_outputs
 from gateway_agent.daemon.report_command import register_report
 from gateway_agent.daemon.sdnotify import Notifier
 from gateway_agent.daemon.storeopen import open_store
@@ -32,6 +33,7 @@ from gateway_agent.logfmt import log_event, setup_logging
 from gateway_agent.lorawan.radio import DownlinkTx, RadioFrame
 from gateway_agent.metrics import COUNTERS, Counters
 from gateway_agent.model import Alert, Device
+from gateway_agent.outputs.worker import OutputWorker
 from gateway_agent.sources import SOURCE_TYPES, Source
 from gateway_agent.store import Store
 from gateway_agent.store.thread import StoreThread
@@ -56,6 +58,8 @@ class Daemon:
         self.store: Store
         self.ingest: Ingest
         self.forwarder: Forwarder
+        self.outputs: dict[str, OutputWorker] = {}  # [[outputs]] and the relay, by name
+        self.relay: Any = None  # gateway_agent.relay's service when [relay] is configured
         self.frames: asyncio.Queue[RadioFrame] = asyncio.Queue(maxsize=cfg.agent.frame_queue)
         self.housekeeping = Housekeeping(self)
         self.actions_q: asyncio.Queue[tuple[Alert, Device]] = asyncio.Queue(maxsize=1000)
@@ -157,6 +161,15 @@ class Daemon:
             can_downlink=self.can_downlink,
         )
         self.ingest.live_publish = self.forwarder.publish_live
+        self.outputs = build_outputs(self)
+        await forget_removed(self)
+        if self.cfg.relay is not None:
+            # chirpstack-api (protobuf, grpc) is imported only when a relay is configured.
+            from gateway_agent.relay.service import Relay
+
+            self.relay = Relay(self)
+            self.outputs[self.relay.worker.name] = self.relay.worker
+            self.ingest.relay_encode = self.relay.encode
         await self.st.call(self.ingest.load)
         await self.load_downlinks()
         if recovered is not None:
@@ -168,11 +181,16 @@ class Daemon:
         control = ControlServer(self.cfg.agent.control_path, self.cfg.agent.control_group)
         register(control, self)
         register_report(control, self)
+        register_outputs(control, self)
         async with asyncio.TaskGroup() as tg:
             for src in self.sources:
                 tg.create_task(src.run(self.frames, self.stop), name=f"source:{src.name}")
             tg.create_task(self.ingest.run(self.frames, self.stop), name="ingest")
             tg.create_task(self.forwarder.run(self.stop), name="forwarder")
+            for w in self.outputs.values():
+                tg.create_task(w.run(self.stop), name=f"output:{w.name}")
+            if self.relay is not None:
+                tg.create_task(self.relay.run(self.stop), name="relay")
             tg.create_task(control.run(self.stop), name="control")
             tg.create_task(timers(self, self.housekeeping.round), name="timers")
             tg.create_task(watchdog(self), name="watchdog")
@@ -208,6 +226,8 @@ class Daemon:
 
     def _on_commit(self) -> None:
         self.forwarder.notify_commit()
+        for w in self.outputs.values():
+            w.notify_commit()
 
     def _run_actions(self, alert: Alert, dev: Device) -> None:
         run_rule_actions(self, alert, dev)

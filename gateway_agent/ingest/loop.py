@@ -56,6 +56,11 @@ class Ingest:
         self.run_actions = run_actions
         # Forwarder.publish_live: alerts go out live when the disk refuses the commit (issue 5)
         self.live_publish: Callable[[str, str], Any] | None = None
+        # [relay]: a frame -> (kind, msg_id, body, heard) for the relay's lane (set by the daemon
+        # from gateway_agent.relay, imported only when configured); None: no relay.
+        self.relay_encode: Callable[[RadioFrame], tuple[str, str, bytes, float] | None] | None = (
+            None
+        )
         self.limiter = RateLimitedLog(log, window_s=10.0)
         self.stage = Stage(cfg, counters)
         self.downlinks = Downlinks(
@@ -237,21 +242,38 @@ class Ingest:
     def _add_frames(self, first: RadioFrame | None, frames: asyncio.Queue[RadioFrame]) -> None:
         """Everything queued (at most 2000) into the dedup window, without yielding per frame."""
         now, add, get = time.monotonic(), self.dedup.add, frames.get_nowait
+        relay = self._relay if self.relay_encode is not None else None
         n = dup = 0
         if first is not None:
             n, dup = 1, 0 if add(first, now) else 1
+            if relay is not None:
+                relay(first)
         try:
             for _ in range(2000):
                 fr = get()
                 n += 1
                 if not add(fr, now):
                     dup += 1
+                if relay is not None:
+                    relay(fr)
         except asyncio.QueueEmpty:
             pass
         if n:
             self.counters.inc("frames_received", n)
         if dup:
             self.counters.inc("frames_duplicate", dup)
+
+    def _relay(self, fr: RadioFrame) -> None:
+        """Every reception, known device or not, into the relay's lane (`[relay]`). A frame the
+        encoder refuses is counted, never fatal."""
+        assert self.relay_encode is not None
+        try:
+            out = self.relay_encode(fr)
+        except Exception:
+            self.counters.internal_error("relay_encode")
+            return
+        if out is not None:
+            self.stage.relay(*out)
 
     def _guard(self, fn: Callable[..., None], *args: Any) -> None:
         try:

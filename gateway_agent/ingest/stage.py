@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway_agent.config import Config
+from gateway_agent.config.outputs import KINDS, RELAY_OUTPUT
 from gateway_agent.logfmt import log_event
 from gateway_agent.lorawan.radio import DownlinkTx
 from gateway_agent.metrics import Counters
@@ -43,6 +44,10 @@ class Stage:
         self.batch = Batch()
         self.post = PostCommit()
         self.started: float | None = None  # loop clock of the first staged item
+        # [[outputs]] by the kinds they take: each gets its own row (store/queue.py) with the
+        # JSON body. `[upstream]` (the outbox) unless the outputs replaced it (config/load.py).
+        self.fan = {k: tuple(o.name for o in cfg.outputs if k in o.kinds) for k in KINDS}
+        self.primary = cfg.upstream.enabled or not cfg.outputs
 
     def take(self) -> tuple[Batch, PostCommit]:
         """The open batch and its post-commit work; a new empty one opens."""
@@ -80,12 +85,19 @@ class Stage:
                 len(r.rx),
             )
         )
-        body = uplink_body(
-            r, self.cfg.agent.gateway_id, dev.name, dev.tags, self.cfg.upstream.format
-        )
-        b.outbox.append(
-            (PRIO_READING, "up", eui, f"devices/{eui}/up", r.id, body, r.time, time.monotonic())
-        )
+        fmt = self.cfg.upstream.format
+        gid = self.cfg.agent.gateway_id
+        body = uplink_body(r, gid, dev.name, dev.tags, fmt) if self.primary else None
+        if body is not None:
+            b.outbox.append(
+                (PRIO_READING, "up", eui, f"devices/{eui}/up", r.id, body, r.time, time.monotonic())
+            )
+        fan = self.fan["up"]
+        if fan:
+            if body is None or fmt != "json":
+                body = uplink_body(r, gid, dev.name, dev.tags, "json")
+            for name in fan:
+                b.queued.append((name, PRIO_READING, "up", eui, r.id, body, r.time))
         b.fcnt_up[eui] = r.fcnt
         b.seen[eui] = (r.time, rssi, snr, m_json)
         if self.started is None:
@@ -100,18 +112,22 @@ class Stage:
         is known) run after the commit."""
         self.batch.alerts.append(a)
         eui = a.dev_eui.hex()
-        self.batch.outbox.append(
-            (
-                PRIO_ALERT,
-                "alert",
-                eui,
-                f"devices/{eui}/alert",
-                a.id,
-                dumps(alert_message(a)),
-                a.time,
-                time.monotonic(),
+        body = dumps(alert_message(a))
+        if self.primary:
+            self.batch.outbox.append(
+                (
+                    PRIO_ALERT,
+                    "alert",
+                    eui,
+                    f"devices/{eui}/alert",
+                    a.id,
+                    body,
+                    a.time,
+                    time.monotonic(),
+                )
             )
-        )
+        for name in self.fan["alert"]:
+            self.batch.queued.append((name, PRIO_ALERT, "alert", eui, a.id, body, a.time))
         self.counters.inc("alerts", state=a.state, rule=a.rule)
         log_event(
             log,
@@ -131,18 +147,19 @@ class Stage:
         """A gateway event (`device_joined`, `config_reloaded`, ...) for the `events` topic."""
         now = time.time()
         eid = f"{self.cfg.agent.gateway_id}:event:{kind}:{int(now * 1000)}"
-        self.batch.outbox.append(
-            (
-                PRIO_EVENT,
-                "event",
-                None,
-                "events",
-                eid,
-                dumps(event_message(eid, kind, now, data)),
-                now,
-                time.monotonic(),
+        body = dumps(event_message(eid, kind, now, data))
+        if self.primary:
+            self.batch.outbox.append(
+                (PRIO_EVENT, "event", None, "events", eid, body, now, time.monotonic())
             )
-        )
+        for name in self.fan["event"]:
+            self.batch.queued.append((name, PRIO_EVENT, "event", None, eid, body, now))
+        self.touch()
+
+    def relay(self, kind: str, msg_id: str, body: bytes, heard: float) -> None:
+        """A frame for the central network server (`[relay]`), in its own lane, committed with
+        the batch like a reading (kind `relay_up` or `relay_join`)."""
+        self.batch.queued.append((RELAY_OUTPUT, PRIO_READING, kind, None, msg_id, body, heard))
         self.touch()
 
     def join(

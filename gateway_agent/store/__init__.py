@@ -18,6 +18,7 @@ from gateway_agent.store.outbox import (
     OutboxRow,
     OutboxTuple,
 )
+from gateway_agent.store.queue import QueueRow, QueueTuple
 from gateway_agent.store.store import Store
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "Batch",
     "OutboxRow",
     "OutboxTuple",
+    "QueueRow",
+    "QueueTuple",
     "Store",
     "migrate",
     "migration",

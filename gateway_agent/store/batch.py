@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway_agent.model import Alert
+from gateway_agent.store import queue
 from gateway_agent.store.downlink_queue import mark_downlinks
 from gateway_agent.store.outbox import OutboxTuple, delete_seqs
 from gateway_agent.store.sqlbatch import insert_rows, update_rows
@@ -21,6 +22,7 @@ class Batch:
 
     readings: list[tuple[Any, ...]] = field(default_factory=list)  # rows for `readings`
     outbox: list[OutboxTuple] = field(default_factory=list)
+    queued: list[queue.QueueTuple] = field(default_factory=list)  # [[outputs]] and the relay
     fcnt_up: dict[str, int] = field(default_factory=dict)  # dev_eui hex -> FCnt32
     # dev_eui hex -> the session's counter-reset epoch (relaxed mode; part of reading ids)
     fcnt_resets: dict[str, int] = field(default_factory=dict)
@@ -35,13 +37,20 @@ class Batch:
     downlinks_sent: dict[int, tuple[float, int] | None] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.readings) + len(self.outbox) + len(self.alerts) + len(self.sessions)
+        return (
+            len(self.readings)
+            + len(self.outbox)
+            + len(self.alerts)
+            + len(self.sessions)
+            + len(self.queued)
+        )
 
 
 def wal_estimate(b: Batch) -> int:
     """Bytes the commit may add to the WAL. A commit dirties whole pages (rows, two indexes,
     devices): ~3x its raw bytes land in the WAL before the next checkpoint."""
-    return (sum(len(r[5]) for r in b.outbox) + len(b.readings) * 300) * 3
+    out = sum(len(r[5]) for r in b.outbox) + sum(len(r[5]) + 40 for r in b.queued)
+    return (out + len(b.readings) * 300) * 3
 
 
 def write(
@@ -77,6 +86,7 @@ def write(
         b.readings,
     )
     insert_outbox(db, b.outbox)
+    queue.insert(db, b.queued)
     # After the joins, which set fcnt_up NULL: a join drops its device's earlier fcnt_up from
     # the batch (Stage.join), so what is written here is always the current session's.
     update_rows(db, "devices", "dev_eui", ("fcnt_up",), list(b.fcnt_up.items()))

@@ -11,19 +11,23 @@ from collections.abc import Callable, Iterator
 from functools import partial
 
 from gateway_agent.errors import DiskFullError, StoreError
-from gateway_agent.store import drops, history, outbox, space
+from gateway_agent.store import drops, history, outbox, queue, space
 from gateway_agent.store.db import SqliteFile
 from gateway_agent.store.outbox import PRIO_EVENT, PRIO_READING
 
 CAP_HIGH, CAP_LOW = 0.9, 0.75  # shed when past 90% of the cap, down to 75% (hysteresis)
 
 # Shedding order, oldest first within each: history, unsent readings, events, then alerts only
-# when nothing else is left. The priority is written into the SQL (partial index outbox_urgent).
+# when nothing else is left; each kind from the outbox and every output's lane (store/queue.py).
+# The priority is written into the SQL (partial index outbox_urgent).
 _STEPS: tuple[tuple[str, Callable[[sqlite3.Connection, int], int]], ...] = (
     ("history", history.drop_oldest_readings),
     ("unsent_readings", partial(outbox.drop_oldest, priority=PRIO_READING)),
+    ("unsent_readings", partial(queue.drop_oldest, priority=PRIO_READING)),
     ("unsent_events", partial(outbox.drop_oldest, priority=PRIO_EVENT)),
+    ("unsent_events", partial(queue.drop_oldest, priority=PRIO_EVENT)),
     ("unsent_alerts", outbox.drop_oldest),
+    ("unsent_alerts", queue.drop_oldest),
 )
 
 
@@ -109,7 +113,7 @@ def enforce_cap(
     target = max(int(max_bytes * CAP_LOW) - extra_bytes, max_bytes // 4)
     steps = _STEPS
     if extra_bytes:
-        steps = steps[:2]  # a forecast never costs an event or an alert, only a real excess
+        steps = steps[:3]  # a forecast never costs an event or an alert, only a real excess
     if f.used_bytes() + f.wal_bytes() > target:
         f.checkpoint()
     with _fast_delete(f):
@@ -220,8 +224,13 @@ def _vacuum(f: SqliteFile) -> None:
 def _chunk(f: SqliteFile, kind: str, target: int) -> int:
     """Rows to delete per step: about the excess, so a small cap does not lose extra rows."""
     with f.lock:
-        table = "readings" if kind == "history" else "outbox"
-        n = f.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+        if kind == "history":
+            n = f.conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+        else:  # the outbox and the outputs' lanes hold rows of about the same size
+            n = sum(
+                f.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608
+                for t in ("outbox", "output_queue")
+            )
     if not n:
         return 1
     per_row = max(64, f.used_bytes() // max(1, n))

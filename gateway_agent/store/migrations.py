@@ -111,6 +111,22 @@ def _m4(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE readings ADD COLUMN origin TEXT NOT NULL DEFAULT 'radio'")
 
 
+@migration(5)
+def _m5(db: sqlite3.Connection) -> None:
+    """Each `[[outputs]]` entry and the relay get their own durable lane (store/queue.py):
+    read by (output, priority, seq), deleted row by row as each output takes them."""
+    db.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS output_queue (
+            seq INTEGER PRIMARY KEY, output TEXT NOT NULL, priority INTEGER NOT NULL,
+            kind TEXT NOT NULL, dev_eui TEXT, msg_id TEXT NOT NULL, body BLOB NOT NULL,
+            created REAL NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS output_queue_order ON output_queue(output, priority, seq);
+        """
+    )
+
+
 SCHEMA_VERSION = max(MIGRATIONS)
 
 

@@ -31,13 +31,14 @@ from gateway_agent.store import (
 )
 from gateway_agent.store.batch import Batch
 from gateway_agent.store.db import PAGE_SIZE, SqliteFile
+from gateway_agent.store.lanes import OutputLanes
 from gateway_agent.store.outbox import OutboxRow, OutboxTuple
 
 # Named for the package, as when this lived in gateway_agent/store.py: log filters keep matching.
 log = logging.getLogger("gateway_agent.store")
 
 
-class Store:
+class Store(OutputLanes):
     """Blocking API, called from one dedicated thread (store/thread.py). Reads run under the
     lock; each write is one transaction. Invariant 1 lives in `commit_batch`."""
 

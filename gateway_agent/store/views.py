@@ -69,13 +69,26 @@ def alerts_view(store: Store, limit: int = 100, only_open: bool = False) -> list
 
 
 def outbox_view(store: Store) -> dict[str, Any]:
+    """`[upstream]`'s outbox (depth, by_kind, oldest) and, under `outputs`, each output's own
+    lane (the relay's included): depth, by_kind, oldest age, drops by kind."""
     st = store.outbox_stats()
     oldest = st["oldest"]
+    now = time.time()
+    lanes = {
+        name: {
+            "depth": q["depth"],
+            "by_kind": q["by_kind"],
+            "oldest_age_s": round(now - q["oldest"], 1) if q.get("oldest") else None,
+            "dropped": q.get("dropped", {}),
+        }
+        for name, q in sorted(store.queue_stats().items())
+    }
     return {
         "depth": st["depth"],
         "by_kind": st["by_kind"],
         "oldest": oldest,
-        "oldest_age_s": round(time.time() - oldest, 1) if oldest else None,
+        "oldest_age_s": round(now - oldest, 1) if oldest else None,
+        "outputs": lanes,
     }
 
 
