@@ -63,6 +63,13 @@ if [ "$mode" = "--need-mosquitto" ]; then
   if ! command -v systemd-analyze >/dev/null 2>&1; then
     apt_install systemd >/dev/null 2>&1 || echo "note: systemd-analyze not available; unit checks will fail" >&2
   fi
+  # The InfluxDB output's tests write into a private influxd (Debian's influxdb, 1.x).
+  if ! command -v influxd >/dev/null 2>&1 && [ ! -x /usr/bin/influxd ]; then
+    if ! apt_install influxdb; then
+      echo "The InfluxDB output tests need influxd: sudo apt-get install influxdb" >&2
+      exit 1
+    fi
+  fi
   # The web console's end-to-end tests drive Debian's headless chromium with selenium.
   if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
     if ! apt_install chromium chromium-driver; then
