@@ -191,9 +191,29 @@ def devices_remove(c: Ctx, dev_eui: str) -> None:
 
 @devices.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--from",
+    "source",
+    type=click.Choice(["toml", "tts", "chirpstack", "csv"]),
+    default="toml",
+    show_default=True,
+    help="toml: a devices file ([[device]]); tts: `ttn-lw-cli end-devices list/get` JSON; "
+    "chirpstack: ChirpStack v4 device JSON; csv: dev_eui,name,class,codec,join_eui,app_key,"
+    "dev_addr,nwk_s_key,app_s_key,tags",
+)
+@click.option("--dry-run", is_flag=True, help="show what would be added or changed; write nothing")
+@click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def devices_import(c: Ctx, file: str) -> None:
-    """Import a devices TOML file ([[device]] tables)."""
+def devices_import(c: Ctx, file: str, source: str, dry_run: bool, as_json: bool) -> None:
+    """Import devices: a devices TOML file, or another network server's export (--from)."""
+    from gateway_agent.cli import devices_import as di
+
+    if source != "toml" or dry_run or as_json:
+        imps = _toml_imports(file) if source == "toml" else di.check(c, file, source)
+        rows = di.plan(c, imps)
+        written = 0 if dry_run else di.write(c, imps)
+        di.show(rows, dry_run, as_json, written)
+        return
     try:
         doc = read_toml(file)  # bad bytes, syntax, size: the file and the offset or line
         raw = doc.get("device", [])
@@ -212,6 +232,17 @@ def devices_import(c: Ctx, file: str) -> None:
     ):
         n += _put(c, raw[i : i + chunk], origin="import")
     click.echo(f"imported {n} devices")
+
+
+def _toml_imports(file: str) -> list[Any]:
+    from gateway_agent.config.importers import Imported
+
+    try:
+        doc = read_toml(file)
+        load_devices(doc)
+    except ConfigError as e:
+        fail(config_error_text(in_file(file, e)), 2)
+    return [Imported(dict(d), f"device[{i}]") for i, d in enumerate(doc.get("device", []))]
 
 
 # The devices-file keys `devices export` writes: never key material.
