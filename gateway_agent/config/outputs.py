@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway_agent.config.convert import c_bool, c_choice, c_hostport, c_list, c_nonempty, c_path
+from gateway_agent.config.convert import c_bool, c_choice, c_list, c_nonempty, c_path
 from gateway_agent.config.sections import UpstreamConfig
 from gateway_agent.errors import ConfigError
 from gateway_agent.tomltable import TomlTable, c_int, c_num, shown, type_name
@@ -124,6 +124,15 @@ def _kinds(v: Any, p: str) -> frozenset[str]:
     if not items:
         raise ConfigError(p, f"expected at least one of {' | '.join(KINDS)}")
     return frozenset(items)
+
+
+def _server(v: Any, p: str) -> str:
+    """ "host:port" with a DNS name or an address (gRPC's target syntax)."""
+    s = c_nonempty(v, p)
+    host, _, port = s.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c in host for c in " /"):
+        raise ConfigError(p, f'expected "host:port", got {shown(s)}')
+    return s
 
 
 def _url(v: Any, p: str) -> str:
@@ -243,7 +252,7 @@ def load_relay(
         mqtt=mqtt,
         join_window_s=t.get("join_window_s", c_num(0.5, 60), 5.0),
         stats_interval_s=t.get("stats_interval_s", c_num(1, 86400), 30.0),
-        api_server=t.get("api_server", c_hostport, None) and t.data["api_server"],
+        api_server=t.get("api_server", _server, None),
         api_token_file=t.get("api_token_file", c_path(base), None),
         api_tls=t.get("api_tls", c_bool, False),
         api_ca_file=t.get("api_ca_file", c_path(base), None),
