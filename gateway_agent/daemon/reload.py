@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("gateway_agent.daemon")
 
 # Sections a reload records but cannot apply to running tasks.
-RESTART_SECTIONS = ("sources", "store", "lorawan", "upstream")
+RESTART_SECTIONS = ("sources", "store", "lorawan", "upstream", "outputs", "relay", "web")
 
 
 class ReloadHost(Protocol):
