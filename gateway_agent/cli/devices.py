@@ -288,13 +288,34 @@ def devices_export(c: Ctx, as_json: bool) -> None:
 
 @devices.command("downlink")
 @click.argument("dev_eui")
-@click.option("--fport", type=click.IntRange(1, 223), required=True)
+@click.option("--fport", type=click.IntRange(1, 223), help="required with HEX; with --object")
 @click.option("--confirmed", is_flag=True)
-@click.argument("hex_payload")
+@click.option(
+    "--object",
+    "obj",
+    help="""a JSON object the device's codec encodes (encodeDownlink), e.g. '{"interval": 600}'""",
+)
+@click.argument("hex_payload", required=False)
 @pass_ctx
-def devices_downlink(c: Ctx, dev_eui: str, fport: int, confirmed: bool, hex_payload: str) -> None:
-    """Queue an application downlink; it goes out in the device's next RX1 window."""
+def devices_downlink(
+    c: Ctx,
+    dev_eui: str,
+    fport: int | None,
+    confirmed: bool,
+    obj: str | None,
+    hex_payload: str | None,
+) -> None:
+    """Queue an application downlink (HEX, or --object through the device's codec); it goes out
+    in the device's next RX1 window."""
     eui = hex_arg(dev_eui, "DEV_EUI", 8)
+    if (obj is None) == (hex_payload is None):
+        raise click.UsageError("give either HEX or --object")
+    if obj is not None:
+        _downlink_object(c, eui, fport, confirmed, _json_object(obj))
+        return
+    assert hex_payload is not None
+    if fport is None:
+        raise click.UsageError("--fport is required with HEX")
     payload = hex_arg(hex_payload, "HEX")
     if len(payload) > MAX_DOWNLINK:
         raise click.UsageError(f"HEX: {len(payload)} bytes; at most {MAX_DOWNLINK} fit a frame")
@@ -311,3 +332,42 @@ def devices_downlink(c: Ctx, dev_eui: str, fport: int, confirmed: bool, hex_payl
         finally:
             store.close()
     click.echo(f"queued downlink {seq} for {eui.hex()}")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise click.BadParameter(f"not JSON: {e}", param_hint="--object") from None
+    if not isinstance(obj, dict):
+        raise click.BadParameter(
+            f"expected a JSON object, got {type(obj).__name__}", param_hint="--object"
+        )
+    return obj
+
+
+def _downlink_object(
+    c: Ctx, eui: bytes, fport: int | None, confirmed: bool, obj: dict[str, Any]
+) -> None:
+    """The device's codec encodes `obj` (in the daemon while it runs, here otherwise)."""
+    if c.online:
+        ans = c.act("downlink", dev_eui=eui.hex(), object=obj, f_port=fport, confirmed=confirmed)
+        seq, port, payload = ans["queued"], ans["f_port"], bytes.fromhex(ans["payload"])
+    else:
+        import decoders
+        from gateway_agent.config.downlinks import ObjectError, encode_object
+
+        decoders.configure_codecs(c.cfg.codecs)
+        store = c.store()
+        try:
+            found = store.device(eui)
+            if found is None:
+                fail(f"unknown device {eui.hex()}")
+            try:
+                port, payload = encode_object(found[0], obj, fport)
+            except ObjectError as e:
+                fail(str(e))
+            seq = store.queue_downlink(eui, port, payload, confirmed)
+        finally:
+            store.close()
+    click.echo(f"queued downlink {seq} for {eui.hex()}: fPort {port}, {payload.hex()}")

@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway_agent.config import load_devices
+from gateway_agent.config.downlinks import encode_object
 from gateway_agent.rules.config import MAX_DOWNLINK
 from gateway_agent.store import imports, views
 
@@ -151,19 +152,25 @@ def register(ctl: ControlServer, d: CommandHost) -> None:
 
     @ctl.command("downlink")
     async def downlink(req: dict[str, Any]) -> Any:
+        # Hex `payload` + `f_port`, or an `object` the device's codec encodes (its
+        # encodeDownlink: fPort from the codec, else `f_port`).
         eui = bytes.fromhex(req["dev_eui"])
-        if eui not in d.ingest.devices:
+        dev = d.ingest.devices.get(eui)
+        if dev is None:
             raise ValueError(f"unknown device {req['dev_eui']}")
-        payload = bytes.fromhex(req["payload"])
-        if not 1 <= int(req["f_port"]) <= 223:  # 0 is MAC-only, 224+ reserved
-            raise ValueError(f"f_port must be 1-223, got {req['f_port']}")
+        if "object" in req:
+            port = req.get("f_port")
+            f_port, payload = encode_object(dev, req["object"], None if port is None else int(port))
+        else:
+            payload = bytes.fromhex(req["payload"])
+            f_port = int(req["f_port"])
+        if not 1 <= f_port <= 223:  # 0 is MAC-only, 224+ reserved
+            raise ValueError(f"f_port must be 1-223, got {f_port}")
         if len(payload) > MAX_DOWNLINK:
             raise ValueError(f"payload is {len(payload)} bytes; at most {MAX_DOWNLINK} fit a frame")
-        seq = await call(
-            store.queue_downlink, eui, int(req["f_port"]), payload, bool(req.get("confirmed"))
-        )
-        d.ingest.downlinks.enqueue(eui, seq, int(req["f_port"]), payload)
-        return {"queued": seq}
+        seq = await call(store.queue_downlink, eui, f_port, payload, bool(req.get("confirmed")))
+        d.ingest.downlinks.enqueue(eui, seq, f_port, payload)
+        return {"queued": seq, "f_port": f_port, "payload": payload.hex()}
 
     @ctl.command("reload")
     async def reload(req: dict[str, Any]) -> Any:

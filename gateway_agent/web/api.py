@@ -68,6 +68,16 @@ def add(app: web.Application, c: Console) -> None:
         eui = dev_eui(request.match_info["eui"])
         body = await _json_body(request)
         f_port, payload = body.get("f_port"), body.get("payload")
+        confirmed = bool(body.get("confirmed"))
+        if "object" in body:  # {"object": {...}, "f_port"?: N}: the codec's encodeDownlink
+            obj = body["object"]
+            if not isinstance(obj, dict):
+                raise BadRequest("object: expected a JSON object")
+            if f_port is not None and (isinstance(f_port, bool) or not isinstance(f_port, int)):
+                raise BadRequest("f_port: expected an integer 1-223 or nothing")
+            return c.json(
+                await c.cmd("downlink", dev_eui=eui, object=obj, f_port=f_port, confirmed=confirmed)
+            )
         if isinstance(f_port, bool) or not isinstance(f_port, int):
             raise BadRequest("f_port: expected an integer 1-223")
         if not isinstance(payload, str):
@@ -78,7 +88,7 @@ def add(app: web.Application, c: Console) -> None:
                 dev_eui=eui,
                 f_port=f_port,
                 payload=payload,
-                confirmed=bool(body.get("confirmed")),
+                confirmed=confirmed,
             )
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -150,6 +151,9 @@ def device_body(
     csrf: str,
     operator: bool,
     now: float,
+    *,
+    encodes: bool = False,
+    queued: Mapping[str, str] | None = None,
 ) -> str:
     eui = dev["dev_eui"]
     facts = [
@@ -189,6 +193,23 @@ def device_body(
             '<input id="payload" name="payload" pattern="[0-9a-fA-F]{2,}" required>'
             '<label><input type="checkbox" name="confirmed" value="1"> confirmed</label>'
             "<button type=submit>Queue</button></form>"
+        )
+    if encodes:  # the codec's encodeDownlink makes the bytes (and usually the fPort)
+        downlink += (
+            f'<h2>Queue a downlink by object</h2><form method="post" '
+            f'action="/devices/{e(eui)}/downlink" class="downlink">{csrf_field(csrf)}'
+            '<label for="object">Object (JSON, encoded by the codec)</label>'
+            '<textarea id="object" name="object" rows="3" maxlength="4000" required '
+            "placeholder='{\"interval\": 600}'></textarea>"
+            '<label for="object_f_port">FPort (when the codec names none)</label>'
+            '<input id="object_f_port" name="f_port" type="number" min="1" max="223">'
+            '<label><input type="checkbox" name="confirmed" value="1"> confirmed</label>'
+            "<button type=submit>Encode and queue</button></form>"
+        )
+    if queued and queued.get("queued", "").isdigit():
+        downlink = (
+            f'<p class="note" role="status">Queued downlink {e(queued["queued"])}: fPort '
+            f"{e(queued.get('fport'))}, <code>{e(queued.get('bytes'))}</code></p>" + downlink
         )
     return (
         f"<h2>{e(dev.get('name') or eui)}</h2>{dl}"

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import re
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
+from gateway_agent.config.downlinks import can_encode
 from gateway_agent.logfmt import log_event
 from gateway_agent.reports.html import render_html
 from gateway_agent.reports.render import render_csv, render_json
@@ -28,6 +31,7 @@ log = logging.getLogger(__name__)
 EUI = re.compile(r"[0-9a-f]{16}")
 MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 MAX_CHART_ROWS = 20_000  # per device page: bounded work on the store thread
+MAX_OBJECT = 4000  # characters of a downlink object (a frame holds at most 222 bytes)
 REPORT_TYPES = {"html": "text/html", "csv": "text/csv", "json": "application/json"}
 
 
@@ -44,6 +48,19 @@ async def find_device(c: Console, eui: str) -> dict[str, Any]:
     if row is None:
         raise web.HTTPNotFound(text="no such device")
     return dict(row)
+
+
+def object_arg(text: str) -> dict[str, Any]:
+    """A downlink object from a form or JSON field: a JSON object of bounded size."""
+    if len(text) > MAX_OBJECT:
+        raise BadRequest(f"object: longer than {MAX_OBJECT} characters")
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise BadRequest(f"object: not JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise BadRequest(f"object: expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 def month_arg(request: web.Request) -> str:
@@ -165,6 +182,8 @@ def add(app: web.Application, c: Console) -> None:
             request[SESSION].csrf,
             who.operator,
             now,
+            encodes=who.operator and can_encode(dev.get("codec")),
+            queued=request.query,
         )
         return c.page(request, "Device", body)
 
@@ -199,6 +218,19 @@ def add(app: web.Application, c: Console) -> None:
         c.operator(request)
         eui = dev_eui(request.match_info["eui"])
         form = await request.post()
+        confirmed = form.get("confirmed") == "1"
+        if "object" in form:  # through the device's codec (encodeDownlink)
+            obj = object_arg(str(form.get("object", "")))
+            port = str(form.get("f_port", "")).strip()
+            try:
+                f_port = int(port) if port else None
+            except ValueError:
+                raise BadRequest("f_port: expected an integer 1-223 or nothing") from None
+            ans = await c.cmd(
+                "downlink", dev_eui=eui, object=obj, f_port=f_port, confirmed=confirmed
+            )
+            shown = {"queued": ans["queued"], "fport": ans["f_port"], "bytes": ans["payload"]}
+            raise web.HTTPSeeOther(f"/devices/{eui}?{urlencode(shown)}")
         try:
             f_port = int(str(form.get("f_port", "")))
         except ValueError:
@@ -208,7 +240,7 @@ def add(app: web.Application, c: Console) -> None:
             dev_eui=eui,
             f_port=f_port,
             payload=str(form.get("payload", ""))[:1000],
-            confirmed=form.get("confirmed") == "1",
+            confirmed=confirmed,
         )
         raise web.HTTPSeeOther(f"/devices/{eui}")
 
