@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hil.daemonproc import REPO
 from hil.ports import free_port
 
 
@@ -243,3 +245,17 @@ class WebhookReceiver:
             asyncio.run_coroutine_threadsafe(_stop(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+
+
+def secret_file(path: Path, value: str) -> Path:
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def agent_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`gateway-agent -c CONFIG ARGS...` as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway_agent", "-c", str(config), *args],
+        capture_output=True, text=True, timeout=60, cwd=REPO, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
