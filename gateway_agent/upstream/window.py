@@ -70,8 +70,8 @@ class Window:
     def full(self) -> bool:
         return len(self.pending) >= self.size
 
-    def publish(self, seqs: list[int], topic: str, payload: bytes) -> None:
-        info = self.paho.publish(topic, payload, 1)
+    def publish(self, seqs: list[int], topic: str, payload: bytes, retain: bool = False) -> None:
+        info = self.paho.publish(topic, payload, 1, retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise_if_lost(self.client)
             raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
