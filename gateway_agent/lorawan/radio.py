@@ -86,9 +86,14 @@ class DownlinkTx:
     # sent in time, has no duty-cycle budget left, or the gateway refuses it (TOO_LATE).
     fallback: DownlinkTx | None = None
     queue_seq: int | None = None  # the application-queue entry it carries (None: ACK, join)
+    # Relayed downlinks ([relay], from a central network server) may also set these:
+    tmms: int | None = None  # GPS time to transmit at (ms since the GPS epoch), class B
+    ipol: bool = True  # LoRa IQ inversion: true for every LoRaWAN downlink
+    board: int = 0  # concentrator board and antenna (txpk `brd`, `ant`; sent when not 0)
+    antenna: int = 0
 
     def __post_init__(self) -> None:
-        if self.tmst is None and not self.immediate:
-            raise ValueError("a scheduled downlink needs a tmst")
+        if self.tmst is None and self.tmms is None and not self.immediate:
+            raise ValueError("a scheduled downlink needs a tmst (or tmms)")
         if self.tmst is not None:
             object.__setattr__(self, "tmst", self.tmst & 0xFFFFFFFF)

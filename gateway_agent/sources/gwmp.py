@@ -194,6 +194,9 @@ class GwmpSource:
         self.unknown_tx_ack = 0
         # Told about every downlink a gateway refused (TX_ACK error): the ingest tries RX2.
         self.on_refused: Callable[[DownlinkTx, str], None] | None = None
+        # Told every TX_ACK outcome of a downlink it sent: error string, None when accepted
+        # (the relay's `event/ack`). Called before on_refused.
+        self.on_tx_ack: Callable[[DownlinkTx, str | None], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -376,6 +379,8 @@ class GwmpSource:
             return
         tx = pending[1]
         purpose = tx.purpose
+        if self.on_tx_ack is not None:
+            self.on_tx_ack(tx, None if msg.ok else msg.error or "UNKNOWN")
         if msg.ok:
             gw.tx_ok += 1
             self.counters.inc("downlink_tx", result="ok", source=self.name)

@@ -367,10 +367,14 @@ def pull_ack(version: int, token: bytes) -> bytes:
 
 
 def txpk(tx: DownlinkTx) -> dict[str, Any]:
-    """The txpk object of section 5 for a LoRaWAN downlink (ipol and ncrc always true)."""
+    """The txpk object of section 5 for a LoRaWAN downlink (ipol true unless a relayed downlink
+    says otherwise; ncrc always true)."""
     d: dict[str, Any] = {"imme": tx.immediate}
     if not tx.immediate:
-        d["tmst"] = tx.tmst
+        if tx.tmst is not None:
+            d["tmst"] = tx.tmst
+        else:
+            d["tmms"] = tx.tmms
     d.update(
         # freq_hz is an integer, so /1e6 is the nearest double and its repr has <= 6 decimals.
         freq=round(tx.freq_hz / 1_000_000, 6),
@@ -379,11 +383,15 @@ def txpk(tx: DownlinkTx) -> dict[str, Any]:
         modu="LORA",
         datr=f"SF{tx.sf}BW{tx.bw_khz}",
         codr=tx.code_rate,
-        ipol=True,
+        ipol=tx.ipol,
         ncrc=True,
         size=len(tx.phy_payload),
         data=base64.b64encode(tx.phy_payload).decode("ascii"),
     )
+    if tx.board:
+        d["brd"] = tx.board
+    if tx.antenna:
+        d["ant"] = tx.antenna
     return d
 
 
