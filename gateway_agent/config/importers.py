@@ -356,11 +356,8 @@ def _from_tts(rec: Mapping[str, Any], repo: Path | None) -> Imported:
     _otaa_or_abp(raw, otaa, abp, "export with `ttn-lw-cli end-devices get APP DEV --session`")
     if "app_key" in raw and addr:
         notes.append("session: the OTAA session is not carried; the device joins again")
-    fcnt = _get(rec, "session.last_f_cnt_up")
-    if "dev_addr" in raw and fcnt is not None:
-        notes.append(
-            f"session.last_f_cnt_up {fcnt}: counters start afresh (the next uplink sets it)"
-        )
+    if "dev_addr" in raw:
+        _fcnt_note(_get(rec, "session.last_f_cnt_up"), "session.last_f_cnt_up", notes)
     plan = _get(rec, "frequency_plan_id")
     if isinstance(plan, str) and not plan.startswith("EU_863_870"):
         notes.append(f"frequency_plan_id {plan}: check it matches [lorawan] region")
@@ -407,14 +404,26 @@ def _from_chirpstack(rec: Mapping[str, Any], repo: Path | None) -> Imported:
     _otaa_or_abp(raw, otaa, abp, who)
     if "app_key" in raw and abp["dev_addr"]:
         notes.append("activation: the OTAA session is not carried; the device joins again")
-    if "dev_addr" in raw and _get(act, "f_cnt_up") is not None:
-        notes.append(
-            f"activation.f_cnt_up {_get(act, 'f_cnt_up')}: counters start afresh "
-            "(the next uplink sets it)"
-        )
+    if "dev_addr" in raw:
+        _fcnt_note(_get(act, "f_cnt_up"), "activation.f_cnt_up", notes)
     if raw.get("join_eui") == "00" * 8:
         notes.append("join_eui 0000000000000000: the device's join-requests must carry it")
     return Imported(raw, "", notes)
+
+
+def _fcnt_note(fcnt: Any, where: str, notes: list[str]) -> None:
+    """ABP frame counters are not carried (the devices table is written without them): up to
+    65535 the agent takes the device's next counter as it comes; past it, the 16 bits on air
+    cannot be widened to the 32 the MIC covers without the last value."""
+    if not isinstance(fcnt, int) or isinstance(fcnt, bool):
+        return
+    if fcnt > 0xFFFF:
+        notes.append(
+            f"{where} {fcnt} is past 65535 and not carried: the agent cannot rebuild this "
+            "device's 32-bit counter and will refuse its frames until it has a new ABP session"
+        )
+    else:
+        notes.append(f"{where} {fcnt}: not carried; the agent takes the next counter as it comes")
 
 
 def _profile_codec(profile: str, notes: list[str]) -> tuple[str, str]:

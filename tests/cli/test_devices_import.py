@@ -282,3 +282,31 @@ def test_toml_import_unchanged_and_dry_run(tmp_path: Path) -> None:
     assert r.returncode == 0 and "imported 1 devices" in r.stdout, r.stderr
     assert "ab" * 16 not in r.stdout
     assert len(db_devices(agent)) == 2
+
+
+def test_parser_details() -> None:
+    """The pure parser: ABP counters past 16 bits flagged, ChirpStack JSON lines as the README's
+    export loop writes them, snake_case as well as camelCase."""
+    from gateway_agent.config.importers import parse
+
+    doc = json.loads((FIX / "tts-list.json").read_text())
+    doc[2]["session"]["last_f_cnt_up"] = 70_000
+    by = {i.dev_eui: i for i in parse(json.dumps(doc), "tts")}
+    assert any(
+        "last_f_cnt_up 70000 is past 65535" in n and "will refuse its frames" in n
+        for n in by["24e124713b190001"].notes
+    )
+    assert any("last_f_cnt_up 77: not carried" in n for n in by["0004a30b001c2f55"].notes)
+    recs = json.loads((FIX / "chirpstack-devices.json").read_text())
+    lines = "\n".join(json.dumps(r) for r in recs) + "\n"
+    got = parse(lines, "chirpstack")
+    assert [i.label for i in got][0] == "line 1 (name 'Library')"
+    assert [i.raw["dev_eui"] for i in got] == [
+        "24e124710c140101",
+        "70b3d5e75e01b7c0",
+        "a840410000000c01",
+    ]
+    snake = {"device": {"dev_eui": "24e124710c140101", "name": "x", "join_eui": "24e124c0002a0001"},
+             "device_keys": {"nwk_key": "ab" * 16}}  # fmt: skip
+    (one,) = parse(json.dumps(snake), "chirpstack")
+    assert one.raw["app_key"] == "ab" * 16 and one.raw["join_eui"] == "24e124c0002a0001"
