@@ -191,6 +191,11 @@ class Daemon:
                 tg.create_task(w.run(self.stop), name=f"output:{w.name}")
             if self.relay is not None:
                 tg.create_task(self.relay.run(self.stop), name="relay")
+            if self.cfg.relay is not None and self.cfg.relay.api_server is not None:
+                # Passive mode's sessions from ChirpStack's API (grpc imported only then).
+                from gateway_agent.relay.sessions import start_session_fetch
+
+                start_session_fetch(self, tg)
             tg.create_task(control.run(self.stop), name="control")
             tg.create_task(timers(self, self.housekeeping.round), name="timers")
             tg.create_task(watchdog(self), name="watchdog")

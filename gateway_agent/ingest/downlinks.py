@@ -100,7 +100,10 @@ class Downlinks:
         downlink too large for the window's data rate stays queued for a later uplink. Its
         FCntDown is staged in the open batch: send it only after that batch committed
         (LORAWAN.md 5.2). None when there is nothing to send or no gateway that heard the uplink
-        can transmit."""
+        can transmit. Passive mode: always None (the central server answers)."""
+        if self.lorawan.mode == "passive":
+            self.counters.inc("downlink_suppressed", reason="passive")
+            return None
         queued = self.queued.get(s.dev_eui) or []
         item = queued[0] if queued else None
         rx = self.route(group)
@@ -171,6 +174,10 @@ class Downlinks:
     def send(self, tx: DownlinkTx, reason: str = "") -> None:
         """Send `tx`, or its fallback (RX2) when its own window can no longer be reached in time
         or its sub-band has no duty-cycle budget left (LORAWAN.md 10)."""
+        if self.lorawan.mode == "passive":  # planned before a reload made the agent passive
+            self.counters.inc("downlink_suppressed", reason="passive")
+            self.requeue(tx)
+            return
         now = time.monotonic()
         first, pick = tx, None
         why = reason or "too_late"

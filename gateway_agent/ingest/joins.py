@@ -11,6 +11,7 @@ from gateway_agent.config import Config
 from gateway_agent.ingest.downlinks import Downlinks
 from gateway_agent.ingest.mac import Mac
 from gateway_agent.ingest.nonces import JoinNonces
+from gateway_agent.ingest.passive import Passive
 from gateway_agent.ingest.sessions import SessionCache, joined
 from gateway_agent.ingest.stage import Stage
 from gateway_agent.logfmt import RateLimitedLog, log_event
@@ -36,6 +37,7 @@ class Joins:
         counters: Counters,
         limiter: RateLimitedLog,
         open_batches: Callable[[], list[Batch]],
+        passive: Passive | None = None,
     ) -> None:
         self.cfg = cfg
         self.nonces = nonces
@@ -46,8 +48,12 @@ class Joins:
         self.counters = counters
         self.limiter = limiter
         self.open_batches = open_batches  # uncommitted joins count as used (DevNonce, JoinNonce)
+        self.passive = passive
 
     def handle_join(self, jr: lw_frame.JoinRequest, group: FrameGroup) -> None:
+        if self.cfg.lorawan.mode == "passive":
+            self.heard_passive(jr)
+            return
         dev = self.cache.by_join.get((jr.join_eui, jr.dev_eui))
         if dev is None or dev.app_key is None:
             self.counters.bad_input("unknown_device", kind="join")
@@ -104,3 +110,16 @@ class Joins:
             region, rx, res.join_accept, power_dbm=lw.downlink_power_dbm
         )
         self.stage.downlink(tx, None)
+
+    def heard_passive(self, jr: lw_frame.JoinRequest) -> None:
+        """Passive mode: the central server answers joins. Nothing is stored: no DevNonce (the
+        central server keeps those; one recorded here would refuse its later sessions if this
+        agent ever answered again), no session. The device's new session is asked for once
+        the central server has had time to accept it."""
+        known = (jr.join_eui, jr.dev_eui) in self.cache.by_join
+        self.counters.inc("joins_heard", mode="passive", device="known" if known else "unknown")
+        if not known:
+            return  # another network's device, or one this agent has no row for
+        log_event(log, logging.INFO, "join_heard", dev_eui=jr.dev_eui.hex(), mode="passive")
+        if self.passive is not None:
+            self.passive.join_heard(jr.dev_eui)

@@ -18,6 +18,7 @@ from gateway_agent.ingest.downlinks import Downlinks
 from gateway_agent.ingest.joins import Joins
 from gateway_agent.ingest.mac import Mac
 from gateway_agent.ingest.nonces import JoinNonces
+from gateway_agent.ingest.passive import FetchedSession, Passive
 from gateway_agent.ingest.reading import build_reading
 from gateway_agent.ingest.rules_runner import RuleRunner
 from gateway_agent.ingest.sessions import SessionCache
@@ -71,6 +72,7 @@ class Ingest:
         self._receivers_known = False
         self.cache = SessionCache()
         self.nonces = JoinNonces()
+        self.passive = Passive(self.cache, self.stage, self.nonces)
         self.rules = RuleRunner(cfg, self.cache, self.stage, counters, self.limiter)
         self.mac = Mac(cfg, self.downlinks, counters, self.limiter)
         self.joins = Joins(
@@ -83,6 +85,7 @@ class Ingest:
             counters,
             self.limiter,
             self._open_batches,
+            self.passive,
         )
         self.uplinks = Uplinks(
             cfg,
@@ -94,6 +97,7 @@ class Ingest:
             self.downlinks,
             counters,
             self.limiter,
+            self.passive,
         )
         self._cfg = cfg
         self.heartbeat = time.monotonic()
@@ -170,6 +174,42 @@ class Ingest:
 
     def handle_group(self, group: FrameGroup) -> None:
         self.uplinks.handle_uplink(group)
+
+    # -- passive mode: sessions from the central network server ----------------------------
+
+    @property
+    def on_unknown_addr(self) -> Callable[[bytes], None] | None:
+        """Called (passive mode) with the DevAddr of a frame no cached session verified."""
+        return self.passive.on_unknown_addr
+
+    @on_unknown_addr.setter
+    def on_unknown_addr(self, fn: Callable[[bytes], None] | None) -> None:
+        self.passive.on_unknown_addr = fn
+
+    @property
+    def on_join_heard(self) -> Callable[[bytes], None] | None:
+        """Called (passive mode) with the DevEUI of a known device's join-request."""
+        return self.passive.on_join_heard
+
+    @on_join_heard.setter
+    def on_join_heard(self, fn: Callable[[bytes], None] | None) -> None:
+        self.passive.on_join_heard = fn
+
+    def apply_session(
+        self, dev_eui: bytes, dev_addr: bytes, nwk_s_key: bytes, app_s_key: bytes, f_cnt_up: int
+    ) -> str:
+        """A session fetched from the central server becomes the device's (cached now, stored
+        with the next commit); frames parked for it are handled again. Event loop only."""
+        f = FetchedSession(dev_eui, dev_addr, nwk_s_key, app_s_key, f_cnt_up)
+        outcome, parked = self.passive.apply(f)
+        if parked:
+            self.passive.retrying = True
+            try:
+                for group in parked:
+                    self._guard(self.uplinks.handle_uplink, group)
+            finally:
+                self.passive.retrying = False
+        return outcome
 
     def build_reading(self, dev: Device, res: UplinkAccepted, rx: tuple[RxInfo, ...]) -> Reading:
         return build_reading(self.cfg.agent.gateway_id, dev, res, rx, self.counters, self.limiter)

@@ -7,6 +7,7 @@ from gateway_agent.config import Config
 from gateway_agent.ingest.downlinks import Downlinks
 from gateway_agent.ingest.joins import Joins
 from gateway_agent.ingest.mac import Mac
+from gateway_agent.ingest.passive import Passive, max_fcnt_gap
 from gateway_agent.ingest.reading import build_reading
 from gateway_agent.ingest.rules_runner import RuleRunner
 from gateway_agent.ingest.sessions import SessionCache
@@ -37,8 +38,10 @@ class Uplinks:
         downlinks: Downlinks,
         counters: Counters,
         limiter: RateLimitedLog,
+        passive: Passive | None = None,
     ) -> None:
         self.cfg = cfg
+        self.passive = passive
         self.cache = cache
         self.joins = joins
         self.mac = mac
@@ -58,8 +61,9 @@ class Uplinks:
             self.not_a_data_uplink(fr, group)  # a join-request goes to joins.py
             return
         # Session by DevAddr, MIC, FCnt32, decryption: pure, in lorawan/session.py.
+        lw = self.cfg.lorawan
         res = verify_uplink(
-            fr, self.cache.by_addr.get(fr.dev_addr, ()), self.cfg.lorawan.max_fcnt_gap
+            fr, self.cache.by_addr.get(fr.dev_addr, ()), max_fcnt_gap(lw.mode, lw.max_fcnt_gap)
         )
         if not isinstance(res, UplinkAccepted):
             self.not_accepted(fr, res, group)
@@ -76,6 +80,8 @@ class Uplinks:
         )
         self.stage.reading(dev, reading)
         self.rules.evaluate(dev, reading)
+        if lw.mode == "passive":
+            return  # the central server answers: no ACK, MAC answer, ADR or queued downlink
         fopts, answered = self.mac.answers(dev.dev_eui, res, group, reading.time)
         # ADRACKReq: the device steps its data rate down unless some downlink comes back.
         if res.confirmed or fopts or res.adr_ack_req or self.downlinks.has_queued(dev.dev_eui):
@@ -100,6 +106,10 @@ class Uplinks:
     def not_accepted(self, fr: lw_frame.DataFrame, res: UplinkResult, group: FrameGroup) -> None:
         """A rejected uplink is counted; a retransmission of a confirmed one is ACKed again."""
         if isinstance(res, UplinkRejected):
+            passive = self.cfg.lorawan.mode == "passive"
+            if passive and self.passive is not None and res.reason in ("unknown_device", "mic"):
+                # Another gateway heard the join (or the frames between): ask the API.
+                self.passive.want(fr.dev_addr, group)
             self.counters.bad_input(res.reason)
             self.limiter.warn(
                 "uplink_rejected", reason=res.reason, dev_addr=fr.dev_addr.hex(), fcnt=fr.fcnt16
@@ -107,7 +117,7 @@ class Uplinks:
             return
         assert isinstance(res, UplinkRetransmission)
         self.counters.inc("uplink_retransmissions")
-        if res.confirmed:
+        if res.confirmed and self.cfg.lorawan.mode != "passive":
             self.answer(res.session, group)
 
     def answer(

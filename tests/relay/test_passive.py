@@ -70,12 +70,17 @@ def make_ingest(tmp_path: Path, mode: str = "passive") -> tuple[Ingest, Store, l
         ]
     )
     sent: list[Any] = []
+
+    def send(tx: Any) -> bool:
+        sent.append(tx)
+        return True
+
     ing = Ingest(
         read_config(cfg_file),
         store,
         _direct,
         Counters(),
-        lambda tx: sent.append(tx) or True,
+        send,
         lambda: None,
         can_downlink=lambda gateway_id: True,
     )
