@@ -27,9 +27,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         scn = read_scenario(a.scenario)
+        from hil.fleetrun import fleet_spec
+
+        spec = fleet_spec(a.scenario)  # [fleet_run]: several agents (hil/fleetrun.py)
     except ScenarioError as e:
         print(f"hil: {e}", file=sys.stderr)
         return 2
+    if spec is not None:
+        from hil.fleetrun import run_fleet_sync
+
+        report = run_fleet_sync(scn, spec, a.workdir, live=a.live)
+        if a.report:
+            a.report.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        return 0 if report["verdict"] == "pass" else 1
     from hil.runner import run_sync
 
     if a.live or scn.live:

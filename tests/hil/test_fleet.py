@@ -1,0 +1,110 @@
+"""#17 must-show 4: the `fleet` scenario. Three real agents behind their own loopback backhauls
+to one real mosquitto relay every frame of 300 ABP devices (heard by 1-3 gateways each) as
+`chirpstack_api.gw.UplinkFrame`; one backhaul is cut for a simulated hour. Plus the backhaul
+proxy and the `[fleet_run]` table on their own."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from hil.broker import Mosquitto
+from hil.fleetrun import FleetSpec, check_spec, fleet_spec, run_fleet
+from hil.proxy import TcpProxy
+from hil.scenario import ScenarioError, read_scenario
+
+
+@pytest.mark.slow
+async def test_fleet_scenario(tmp_path: Path) -> None:
+    scn = read_scenario("fleet")
+    spec = fleet_spec("fleet")
+    assert spec is not None and scn.devices == 300 and len(scn.gateways) == 3
+    r = await run_fleet(scn, spec, tmp_path)
+    assert r["relay_built"], "this tree has gateway_agent/relay"
+    assert r["verdict"] == "pass", r["checks"]
+    # Overlap is real: devices heard by one, two and three gateways; copies merged by id.
+    cov = r["devices_heard_by_gateways"]
+    assert cov["0"] == 0 and cov["1"] > 0 and cov["2"] > 0 and cov["3"] > 0, cov
+    m = r["merge"]
+    assert m["missing"] == 0 and m["unknown"] == 0, m["missing_ids"]
+    assert m["unique_ids"] == r["reached_an_agent"] > 2000
+    assert m["by_agents"].get("2", 0) > 0 and m["by_agents"].get("3", 0) > 0
+    assert m["measurement_mismatches"] == 0
+    # Per gateway: every frame heard reached the central, from that gateway's EUI.
+    for g in r["gateways"]:
+        assert g["heard"] > 0 and g["relayed"] == g["heard"] and g["relay_missing"] == 0, g
+        assert g["relay_foreign"] == 0 and g["readings_missing"] == 0, g
+    cut = r["gateways"][spec.cut_gateway]
+    assert cut["proxy"]["aborted"] >= 1 and cut["proxy"]["refused"] >= 1  # really cut
+    assert cut["heard_during_cut"] > 300  # a third of the run's frames waited on the gateway
+    assert cut["out_of_order"] == 0 and cut["redelivered"] <= spec.redelivery_max
+    assert cut["counters"].get("relay_connects", 0) >= 2
+    others = [g for i, g in enumerate(r["gateways"]) if i != spec.cut_gateway]
+    assert all(g["redelivered"] == 0 for g in others)
+    assert r["cut"]["relay_drain_s"] is not None and r["cut"]["readings_drain_s"] is not None
+    c = r["central"]
+    assert c["uplinks"] == c["uplinks_heard"] and c["missing"] == 0 and c["decode_errors"] == 0
+    assert c["cut_gateway_offline_online"], c["cut_gateway_states"]
+
+
+def _write(tmp_path: Path, table: str) -> str:
+    p = tmp_path / "s.toml"
+    p.write_text(
+        'name = "s"\nduration_s = 100\naccel = 10\n'
+        '[[gateways]]\neui = "b827ebfffe000001"\n[[gateways]]\neui = "b827ebfffe000002"\n'
+        '[[fleet]]\nclass = "co2"\ncount = 2\n' + table
+    )
+    return str(p)
+
+
+def test_fleet_run_table(tmp_path: Path) -> None:
+    assert fleet_spec("outage") is None  # a single-agent scenario
+    spec = fleet_spec(_write(tmp_path, "[fleet_run]\ncut_at_s = 10\ncut_duration_s = 50\n"))
+    assert spec == FleetSpec(cut_at_s=10, cut_duration_s=50)
+    check_spec(read_scenario(str(tmp_path / "s.toml")), spec)
+    with pytest.raises(ScenarioError, match="fleet_run.cut_gap_s: unknown key"):
+        fleet_spec(_write(tmp_path, "[fleet_run]\ncut_gap_s = 1\n"))
+    with pytest.raises(ScenarioError, match="fleet_run.cut_at_s"):
+        fleet_spec(_write(tmp_path, '[fleet_run]\ncut_at_s = "soon"\n'))
+    late = fleet_spec(_write(tmp_path, "[fleet_run]\ncut_at_s = 60\ncut_duration_s = 50\n"))
+    assert late is not None
+    with pytest.raises(ScenarioError, match="the cut must end before duration_s"):
+        check_spec(read_scenario(str(tmp_path / "s.toml")), late)
+    with pytest.raises(ScenarioError, match="cut_gateway"):
+        check_spec(read_scenario(str(tmp_path / "s.toml")), FleetSpec(cut_gateway=2))
+
+
+def _exchange(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        s.sendall(data)
+        return s.recv(100)
+
+
+async def test_backhaul_proxy_cut_and_restore(tmp_path: Path) -> None:
+    """A real mosquitto behind the proxy: CONNECT/CONNACK pass; a cut drops the live connection
+    and refuses new ones; restored, it carries again."""
+    connect = bytes.fromhex("101000044d5154540402003c0004") + b"hil1"  # MQTT 3.1.1 CONNECT
+    with Mosquitto(workdir=tmp_path / "mq") as broker:
+        proxy = TcpProxy(broker.port).start()
+        try:
+            assert (await asyncio.to_thread(_exchange, proxy.port, connect))[:1] == b"\x20"
+            live = socket.create_connection(("127.0.0.1", proxy.port), timeout=2)
+            live.sendall(connect)
+            assert live.recv(4)[:1] == b"\x20"
+            proxy.cut()
+            with pytest.raises(OSError):  # reset, or EOF turned into an error below
+                if live.recv(4) == b"":
+                    raise ConnectionResetError
+            live.close()
+            with pytest.raises(OSError):
+                if await asyncio.to_thread(_exchange, proxy.port, connect) == b"":
+                    raise ConnectionResetError
+            assert proxy.stats.aborted >= 1 and proxy.stats.refused == 1
+            proxy.restore()
+            assert (await asyncio.to_thread(_exchange, proxy.port, connect))[:1] == b"\x20"
+            assert proxy.stats.connections == 3 and proxy.stats.cuts == 1
+        finally:
+            proxy.close()
