@@ -17,8 +17,9 @@ from gateway_agent.outputs.mqttlink import MqttLink, Publish
 from gateway_agent.outputs.worker import Delivery, SinkContext
 from gateway_agent.store import QueueRow
 
-# a row -> [(topic, payload)]; raises on a body it cannot read
-Encode = Callable[[QueueRow], list[tuple[str, bytes]]]
+# a row -> [(topic, payload, retain)]; raises on a body it cannot read
+Messages = list[tuple[str, bytes, bool]]
+Encode = Callable[[QueueRow], Messages]
 
 
 def body_text(row: QueueRow) -> str:
@@ -60,7 +61,7 @@ class RowSink:
                 continue
             if not out:
                 empty.append(r.seq)
-            msgs.extend(Publish(r.seq, t, p) for t, p in out)
+            msgs.extend(Publish(r.seq, t, p, retain) for t, p, retain in out)
         got = await self.link.send(msgs) if msgs else Delivery()
         got.done.extend(empty)
         got.refused, got.refused_reason = refused, self.refused_reason
@@ -73,13 +74,13 @@ class RowSink:
 def agent_encoder(prefix: str, gateway_id: str) -> Encode:
     base = f"{prefix}/{gateway_id}"
 
-    def encode(r: QueueRow) -> list[tuple[str, bytes]]:
+    def encode(r: QueueRow) -> Messages:
         text = body_text(r)
         if r.kind in ("up", "alert"):
             if not r.dev_eui:
                 raise ValueError("no dev_eui")
-            return [(f"{base}/devices/{r.dev_eui}/{r.kind}", text.encode())]
-        return [(f"{base}/events", text.encode())]
+            return [(f"{base}/devices/{r.dev_eui}/{r.kind}", text.encode(), False)]
+        return [(f"{base}/events", text.encode(), False)]
 
     return encode
 
@@ -89,12 +90,12 @@ def chirpstack_encoder(cfg: OutputConfig) -> tuple[Encode, tuple[type[Exception]
 
     events = ChirpstackEvents(cfg.application_id, cfg.application_name)
 
-    def encode(r: QueueRow) -> list[tuple[str, bytes]]:
+    def encode(r: QueueRow) -> Messages:
         body = json.loads(body_text(r))
         if not isinstance(body, dict):
             raise ValueError("not a JSON object")
         m = events.message(r.kind, body)
-        return [] if m is None else [(m[0], m[1].encode())]
+        return [] if m is None else [(m[0], m[1].encode(), False)]
 
     return encode, BAD_BODY
 

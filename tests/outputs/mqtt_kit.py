@@ -63,7 +63,7 @@ class Subscriber:
         ready = threading.Event()
         self.c = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,  # type: ignore[attr-defined]
-            client_id=f"sub-{os.getpid()}",
+            client_id=f"sub-{os.getpid()}-{id(self)}",
         )
         if auth:
             self.c.username_pw_set(*ADMIN)
