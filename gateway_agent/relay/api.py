@@ -20,9 +20,10 @@ class ApiError(AgentError):
     """The API did not answer with an activation. `reason`: unreachable (UNAVAILABLE, deadline
     exceeded: keep the cache, back off), unauthenticated / denied (the token), error (other)."""
 
-    def __init__(self, reason: str, code: str) -> None:
+    def __init__(self, reason: str, code: str, detail: str = "") -> None:
         super().__init__(f"chirpstack api: {reason} ({code})", reason=reason)
         self.code = code
+        self.detail = detail[:200]  # gRPC's own words (a TLS handshake failure, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +119,13 @@ class ActivationClient:
             code = e.code()
             if code == grpc.StatusCode.NOT_FOUND:
                 return None
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise ApiError("unreachable", code.name) from None
-            if code == grpc.StatusCode.UNAUTHENTICATED:
-                raise ApiError("unauthenticated", code.name) from None
-            if code == grpc.StatusCode.PERMISSION_DENIED:
-                raise ApiError("denied", code.name) from None
-            raise ApiError("error", code.name) from None
+            reason = {
+                grpc.StatusCode.UNAVAILABLE: "unreachable",
+                grpc.StatusCode.DEADLINE_EXCEEDED: "unreachable",
+                grpc.StatusCode.UNAUTHENTICATED: "unauthenticated",
+                grpc.StatusCode.PERMISSION_DENIED: "denied",
+            }.get(code, "error")
+            raise ApiError(reason, code.name, str(e.details() or "")) from None
         return activation_from(resp, dev_eui)
 
     async def close(self) -> None:

@@ -239,6 +239,7 @@ class SessionFetch:
                 server=self.client.server,
                 reason=e.reason,
                 code=e.code,
+                detail=e.detail,
                 hint=hint.get(e.reason, "sessions kept from the cache; retrying with backoff"),
             )
 

@@ -38,14 +38,16 @@ CS_APP = bytes.fromhex("ffeeddccbbaa99887766554433221100")
 LPP = b"\x01\x67\x00\xe1"  # temperature 22.5 C
 
 
-def make_ingest(tmp_path: Path, mode: str = "passive") -> tuple[Ingest, Store, list[Any]]:
+def make_ingest(
+    tmp_path: Path, mode: str = "passive", extra_toml: str = ""
+) -> tuple[Ingest, Store, list[Any]]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg_file = tmp_path / "agent.toml"
     cfg_file.write_text(
         f'[agent]\ngateway_id = "t"\nstate_dir = "{tmp_path}"\n'
         "[store]\ncommit_interval_ms = 50\n"
         "[upstream]\nenabled = false\n"
-        f'[lorawan]\nmode = "{mode}"\n'
+        f'[lorawan]\nmode = "{mode}"\n' + extra_toml
     )
     store = Store(tmp_path / "agent.db", "FULL")
     store.upsert_devices(

@@ -80,11 +80,17 @@ class StandInApi(api.DeviceServiceServicer):  # type: ignore[misc]
             return api.GetDeviceActivationResponse()
         return api.GetDeviceActivationResponse(device_activation=act)
 
-    def start(self) -> None:
+    def start(self, tls: Any = None) -> None:
+        """Serve on 127.0.0.1:`port`; `tls`: grpc server credentials (None: plaintext)."""
+
         async def up() -> None:
             self._server = grpc.aio.server()
             api.add_DeviceServiceServicer_to_server(self, self._server)
-            self._server.add_insecure_port(f"127.0.0.1:{self.port}")
+            where = f"127.0.0.1:{self.port}"
+            if tls is None:
+                self._server.add_insecure_port(where)
+            else:
+                self._server.add_secure_port(where, tls)
             await self._server.start()
 
         self._thread.start()
