@@ -1,6 +1,7 @@
 """Ingest rate of the real daemon with three outputs ([upstream] MQTT to a real mosquitto, an
 influxdb output to a private influxd, a webhook output to a real aiohttp endpoint) beside the
-same daemon with [upstream] alone (issue #20 must-show 4, target >= 0.8x), alternating runs;
+same daemon with [upstream] alone (issue #20 must-show 4, target >= 0.8x), and with the three
+configured but their destinations down (what staging the extra rows costs), alternating runs;
 then the drain rate of each output: the three destinations down while N uplinks are committed,
 then all up at once, rows/s from a full lane to an empty one. Loopback only, bounded.
 
@@ -26,6 +27,7 @@ from typing import Any
 import tomli_w
 
 from gateway_agent.control import request
+from hil.bench.ingest import _thread_cpu
 from hil.bench.meta import git_commit
 from hil.bench.web_ingest import WINDOW, setup
 from hil.broker import Mosquitto
@@ -169,27 +171,39 @@ class Rig:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def ingest_run(n: int, devices: int, per_dgram: int, three: bool) -> dict[str, Any]:
-    rig = Rig(three)
+def ingest_run(n: int, devices: int, per_dgram: int, arm: str) -> dict[str, Any]:
+    """`arm`: "one" ([upstream] alone), "three" (all three up and draining while the uplinks
+    commit) or "staged" (three configured, influxd and the endpoint down: the cost of staging
+    the extra rows alone, without draining them)."""
+    rig = Rig(arm != "one")
     try:
         _, dgrams = setup(rig.tmp, n, devices, per_dgram)
         rig.broker.start()
-        if rig.influx is not None:
+        if rig.influx is not None and arm == "three":
             rig.influx.start()
             rig.influx.create_db(DB)
+        if rig.hook is not None and arm == "staged":
+            rig.hook.status.value = 503
         daemon = rig.make_daemon()
         daemon.start(timeout_s=30)
+        assert daemon.proc is not None
+        cpu0 = _thread_cpu(daemon.proc.pid)
         t0 = time.perf_counter()
         send(dgrams, rig.udp)
         done = wait_accepted(daemon.control, n)
         elapsed = time.perf_counter() - t0
+        cpu1 = _thread_cpu(daemon.proc.pid)
     finally:
         rig.close()
     return {
-        "outputs": 3 if three else 1,
+        "arm": arm,
         "committed": done,
         "seconds": round(elapsed, 3),
         "uplinks_per_s": round(done / elapsed),
+        "daemon_cpu_us_per_uplink": {
+            k: round((cpu1.get(k, 0.0) - cpu0.get(k, 0.0)) / max(done, 1) * 1e6, 1)
+            for k in sorted(cpu1)
+        },
     }
 
 
@@ -250,19 +264,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--drain-uplinks", type=int, default=None, help="default: --uplinks")
     a = ap.parse_args(argv)
+    arms = ("one", "three", "staged")
     runs = []
-    for i in range(a.runs * 2):  # alternating: one output, three, one, ...
-        r = ingest_run(a.uplinks, a.devices, a.per_datagram, three=bool(i % 2))
+    for i in range(a.runs * len(arms)):  # alternating: one, three, staged, one, ...
+        r = ingest_run(a.uplinks, a.devices, a.per_datagram, arms[i % len(arms)])
+        cpu = r["daemon_cpu_us_per_uplink"]
         print(
-            f"{r['outputs']} output{'s' if r['outputs'] > 1 else ' '} {r['uplinks_per_s']} "
-            f"uplinks/s ({r['committed']}/{a.uplinks} in {r['seconds']} s)",
+            f"{r['arm']:6} {r['uplinks_per_s']} uplinks/s ({r['committed']}/{a.uplinks} in "
+            f"{r['seconds']} s), daemon CPU us/uplink {cpu}",
             flush=True,
         )
         runs.append(r)
-    one = statistics.median(r["uplinks_per_s"] for r in runs if r["outputs"] == 1)
-    three = statistics.median(r["uplinks_per_s"] for r in runs if r["outputs"] == 3)
+    med = {
+        arm: statistics.median(r["uplinks_per_s"] for r in runs if r["arm"] == arm) for arm in arms
+    }
+    one, three = med["one"], med["three"]
     ratio = round(three / one, 3)
-    print(f"median one output {one} uplinks/s, three outputs {three} uplinks/s, ratio {ratio}")
+    staged = round(med["staged"] / one, 3)
+    print(
+        f"median one output {one} uplinks/s, three outputs {three} uplinks/s, ratio {ratio}"
+        f" (three staged but not draining: {med['staged']} uplinks/s, ratio {staged})"
+    )
     drain = drain_run(a.drain_uplinks or a.uplinks, a.devices, a.per_datagram)
     print(f"drain from full lanes {drain['rows']}: rows/s {drain['drain_rows_per_s']}")
     out = {
@@ -279,6 +301,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "three_outputs_uplinks_per_s_median": three,
         "ratio": ratio,
         "target_met": ratio >= 0.8,
+        "staged_not_draining_uplinks_per_s_median": med["staged"],
+        "staged_ratio": staged,
         "drain": drain,
     }
     print(json.dumps(out))
