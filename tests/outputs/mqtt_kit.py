@@ -105,14 +105,8 @@ class Subscriber:
 
 def output(name: str, typ: str, port: int, **kw: Any) -> OutputConfig:
     """An OutputConfig as config/outputs.py makes it (fast backoff for tests)."""
-    mq = replace(
-        UpstreamConfig(),
-        host="127.0.0.1",
-        port=port,
-        backoff_initial_s=0.05,
-        backoff_max_s=0.5,
-        **kw.pop("mqtt", {}),
-    )
+    conn = {"host": "127.0.0.1", "port": port, "backoff_initial_s": 0.05, "backoff_max_s": 0.5}
+    mq = replace(UpstreamConfig(), **{**conn, **kw.pop("mqtt", {})})
     return OutputConfig(
         name=name,
         type=typ,
