@@ -208,3 +208,22 @@ def counts(db: sqlite3.Connection, heard_since: float) -> tuple[int, int]:
         (heard_since,),
     ).fetchone()
     return int(row[0]), int(row[1])
+
+
+def session_source(db: sqlite3.Connection, dev_eui: bytes) -> dict[str, Any] | None:
+    """Where the device's current session came from when it was not a join this agent answered
+    (passive mode: `{"source": "chirpstack", "server": ..., "devAddr": ..., "fetched": ...}`,
+    written by gateway_agent/relay/sessions.py in `meta`). None when the note is missing or is
+    about an earlier session (its DevAddr is no longer the device's)."""
+    eui = dev_eui.hex()
+    row = db.execute("SELECT value FROM meta WHERE key=?", ("session_source:" + eui,)).fetchone()
+    if row is None:
+        return None
+    try:
+        note = json.loads(row[0])
+    except ValueError:
+        return None
+    addr = db.execute("SELECT dev_addr FROM devices WHERE dev_eui=?", (eui,)).fetchone()
+    if not isinstance(note, dict) or addr is None or note.get("devAddr") != addr[0]:
+        return None
+    return note

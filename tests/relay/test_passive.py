@@ -6,6 +6,7 @@ test_passive_api.py."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from gateway_agent.metrics import Counters
 from gateway_agent.model import Device
 from gateway_agent.secret import Secret
 from gateway_agent.store import Store
+from gateway_agent.store.devices import session_source
 from hil.lorawan_crypto import build_data_frame, build_join_request
 
 APP_KEY = bytes.fromhex("5a3c2f1e0d9b8a7c6e5f4d3c2b1a0f9e")
@@ -191,6 +193,11 @@ def test_fetched_session_decodes_survives_reload_and_frees_parked_frames(tmp_pat
     commit(ing)
     dev, st = store.device(OTAA_EUI)  # type: ignore[misc]
     assert dev.dev_addr == CS_ADDR and st["fcnt_up"] == 40
+    note = {"source": "chirpstack", "devAddr": CS_ADDR.hex()}
+    store.set_meta(f"session_source:{OTAA_EUI.hex()}", json.dumps(note))
+    assert session_source(store.db, OTAA_EUI) == note
+    store.set_meta(f"session_source:{OTAA_EUI.hex()}", json.dumps({**note, "devAddr": "01020304"}))
+    assert session_source(store.db, OTAA_EUI) is None, "a note about an earlier session"
     assert dev.nwk_s_key == Secret(CS_NWK) and dev.app_s_key == Secret(CS_APP)
     # A restart: the cache comes back from SQLite; decoding goes on without the API.
     again, _, _ = make_ingest(tmp_path)

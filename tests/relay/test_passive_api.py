@@ -23,6 +23,7 @@ import pytest
 from chirpstack_api import api
 
 from gateway_agent.lorawan.sessionid import reading_id, session_id
+from gateway_agent.store.devices import session_source
 from hil.broker import Mosquitto
 from hil.lorawan_crypto import build_data_frame, build_join_request
 from hil.ports import free_port
@@ -221,11 +222,9 @@ def test_session_only_on_the_api_decodes_locally_then_from_the_cache(
         row = db.execute(
             "SELECT dev_addr, fcnt_up FROM devices WHERE dev_eui=?", (OTAA_EUI.hex(),)
         ).fetchone()
-        note = db.execute(
-            "SELECT value FROM meta WHERE key=?", (f"session_source:{OTAA_EUI.hex()}",)
-        ).fetchone()
+        note = session_source(db, OTAA_EUI)  # what `devices show` can say
     assert row == (CS_ADDR.hex(), 20_003)
-    assert note is not None and '"source": "chirpstack"' in note[0]
+    assert note is not None and note["source"] == "chirpstack" and note["devAddr"] == "01a2b3c4"
     log = agent.log()
     assert log.count("chirpstack_api_unreachable") == 1, "one line per outage"
     for secret in (TOKEN, CS_NWK.hex(), CS_APP.hex(), APP_KEY.hex()):
