@@ -4,6 +4,7 @@ window, and say which rows landed. A row is done only when every message it made
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -16,7 +17,8 @@ import aiomqtt
 from gateway_agent.config import UpstreamConfig
 from gateway_agent.errors import UpstreamError
 from gateway_agent.outputs.worker import Delivery, OutputDown
-from gateway_agent.upstream.tls import read_password, tls_context, tls_hint
+from gateway_agent.upstream.pacing import RateLimiter
+from gateway_agent.upstream.tls import probe_tls, read_password, tls_context, tls_hint
 from gateway_agent.upstream.window import Window
 
 _MQTT_LOG = logging.getLogger("gateway_agent.mqtt")  # the forwarder keeps it at ERROR
@@ -57,6 +59,7 @@ class MqttLink:
         self.will = will
         self.client: aiomqtt.Client | None = None
         self.window: Window | None = None
+        self.limiter = RateLimiter(cfg.rate_limit_per_s)  # 0: unlimited
 
     async def open(self, username: str | None = None, password: str | None = None) -> None:
         cfg = self.cfg
@@ -82,7 +85,13 @@ class MqttLink:
             )
             await client.__aenter__()
         except _ERRORS as e:
-            raise OutputDown(down_reason(e)) from e
+            reason = down_reason(e)
+            if cfg.tls and tls_hint(e) is None:
+                # TLS 1.3 delivers the broker's verdict on our certificate after the handshake
+                # and paho reports a timeout: one bare TLS probe names it (as the upstream does).
+                hint = await asyncio.get_running_loop().run_in_executor(None, probe_tls, cfg)
+                reason = f"{hint}: {reason}" if hint else reason
+            raise OutputDown(reason) from e
         self.client = client
         self.window = Window(client, max(1, cfg.inflight), self.timeout_s)
 
@@ -99,6 +108,7 @@ class MqttLink:
             for m in msgs:
                 while w.full():
                     await w.wait(1.0)
+                await self.limiter.acquire()
                 w.publish([m.seq], m.topic, m.payload, m.retain)
             deadline = time.monotonic() + self.timeout_s
             while w.pending and time.monotonic() < deadline:

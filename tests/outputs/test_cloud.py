@@ -266,6 +266,8 @@ async def test_aws_rogue_client_certificate_is_refused_and_rows_wait(tmp_path: P
         await _until(lambda: lane.worker is not None and lane.worker.state == "down")
         await asyncio.sleep(0.5)
         assert await lane.depth() == 1, "nothing lost"
+        reason = lane.worker.last_error or ""  # type: ignore[union-attr]
+        assert reason.startswith("client_certificate_refused"), reason
     finally:
         await lane.close()
         broker.stop()
