@@ -388,3 +388,26 @@ async def test_event_rows_reach_azure_without_dev_eui(tmp_path: Path) -> None:
         await lane.close()
         sub.close()
         broker.stop()
+
+
+def test_daemon_refuses_to_start_with_a_bad_topic_template(tmp_path: Path) -> None:
+    from tests.config.test_config import run_refusal
+
+    pki = _pki(tmp_path / "pki", {"thing": "thing-1"})
+    agent = make_agent(
+        tmp_path / "a",
+        None,
+        fleet(1),
+        outputs=[
+            {
+                "name": "aws",
+                "type": "aws-iot",
+                "host": "localhost",
+                "cert_file": str(pki / "thing.crt"),
+                "key_file": str(pki / "thing.key"),
+                "topic_template": "councils/{gateway}/{dev_eui}",
+            }
+        ],
+    )
+    reason = run_refusal(agent.config_path)
+    assert "outputs[name=aws].topic_template" in reason and "{gateway}" in reason
