@@ -80,8 +80,10 @@ class Uplinks:
         )
         self.stage.reading(dev, reading)
         self.rules.evaluate(dev, reading)
-        if lw.mode == "passive":
-            return  # the central server answers: no ACK, MAC answer, ADR or queued downlink
+        if lw.mode == "passive":  # the central server answers: no ACK, MAC, ADR or queued data
+            if res.confirmed or res.mac_commands or res.adr_ack_req:
+                self.counters.inc("downlink_suppressed", reason="passive")
+            return
         fopts, answered = self.mac.answers(dev.dev_eui, res, group, reading.time)
         # ADRACKReq: the device steps its data rate down unless some downlink comes back.
         if res.confirmed or fopts or res.adr_ack_req or self.downlinks.has_queued(dev.dev_eui):
@@ -117,8 +119,11 @@ class Uplinks:
             return
         assert isinstance(res, UplinkRetransmission)
         self.counters.inc("uplink_retransmissions")
-        if res.confirmed and self.cfg.lorawan.mode != "passive":
-            self.answer(res.session, group)
+        if res.confirmed:
+            if self.cfg.lorawan.mode == "passive":
+                self.counters.inc("downlink_suppressed", reason="passive")
+            else:
+                self.answer(res.session, group)
 
     def answer(
         self,

@@ -154,6 +154,7 @@ def test_passive_confirmed_uplink_with_mac_and_adr_gets_no_answer(tmp_path: Path
     ing.handle_group(group(phy, tmst=2_000_000))  # the confirmed frame again: no ACK either
     assert ing.counters.get("uplink_retransmissions") == 1
     assert not ing.post.downlinks
+    assert ing.counters.get("downlink_suppressed", reason="passive") == 2
     commit(ing)
     assert sent == []
     edge, _, _ = make_ingest(tmp_path / "edge", mode="edge")
