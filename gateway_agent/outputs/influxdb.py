@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
+
 from gateway_agent.config.outputs import OutputConfig
 from gateway_agent.outputs.http import DONE, DOWN, REFUSED, Answer, HttpLink, read_secret
 from gateway_agent.outputs.worker import Delivery, OutputDown, SinkContext
@@ -142,7 +144,7 @@ def row_line(row: QueueRow) -> str:
     if make is None:
         raise ValueError(f"kind {row.kind!r} is not written to InfluxDB")
     body = row.body.decode() if isinstance(row.body, bytes) else row.body
-    msg = json.loads(body)
+    msg = orjson.loads(body)
     if not isinstance(msg, dict):
         raise ValueError("body is not a JSON object")
     return make(msg, row.created)
@@ -185,7 +187,7 @@ class InfluxSink:
         for r in rows:
             try:
                 lines.append((r.seq, row_line(r)))
-            except (ValueError, TypeError, AttributeError) as e:
+            except (ValueError, TypeError, AttributeError) as e:  # orjson.JSONDecodeError too
                 out.refused.append(r.seq)
                 out.refused_reason = f"unwritable: {type(e).__name__}"
         if not lines:

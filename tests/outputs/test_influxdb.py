@@ -297,3 +297,12 @@ async def test_2x_write_path_query_and_token_header(tmp_path: Path) -> None:
     assert auth == "Token tok-abc123=="
     assert body.startswith(f"readings,dev_eui={EUI},name=boiler\\ room,tags=school ")
     assert body.endswith(f" {round(T0 * 1000)}")
+
+
+async def test_a_damaged_body_is_refused_alone(influxd: Influxd) -> None:
+    bad = QueueRow(1, PRIO_READING, "up", EUI, "x", "{not json", T0)
+    good = up_row(2, reading(2, T0 + 1))
+    got = await deliver(cfg(influxd.url), [bad, good])
+    assert got.refused == [1] and got.done == [2]
+    assert got.refused_reason == "unwritable: JSONDecodeError"
+    assert [p["fcnt"] for p in influxd.rows("SELECT * FROM readings", DB)] == [2]
