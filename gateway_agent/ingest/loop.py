@@ -175,9 +175,7 @@ class Ingest:
     def handle_group(self, group: FrameGroup) -> None:
         self.uplinks.handle_uplink(group)
 
-    # -- passive mode: sessions from the central network server ----------------------------
-
-    @property
+    @property  # passive mode: the session fetch's hooks (gateway_agent/relay/sessions.py)
     def on_unknown_addr(self) -> Callable[[bytes], None] | None:
         """Called (passive mode) with the DevAddr of a frame no cached session verified."""
         return self.passive.on_unknown_addr
