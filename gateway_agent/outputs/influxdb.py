@@ -105,7 +105,7 @@ def reading_line(msg: dict[str, Any], created: float) -> str:
     fields: dict[str, str] = {}
     for k, v in (msg.get("measurements") or {}).items():
         f = float_field(v)
-        if f is not None and k not in RESERVED_FIELDS:
+        if f is not None and k not in RESERVED_FIELDS and tag_text(str(k)):
             fields[str(k)] = f
     if isinstance(msg.get("fCnt"), int):
         fields["fcnt"] = f"{msg['fCnt']}i"
