@@ -7,6 +7,7 @@ azure-iothub, aws-iot) take `[upstream]`'s connection keys. Unknown keys are ref
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,6 +127,25 @@ def _kinds(v: Any, p: str) -> frozenset[str]:
     return frozenset(items)
 
 
+TOPIC_PLACEHOLDERS = ("gateway_id", "dev_eui", "kind")
+
+
+def _template(v: Any, p: str) -> str:
+    """An aws-iot topic: only the known placeholders, no MQTT wildcards."""
+    s = c_nonempty(v, p)
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(s) if f is not None]
+    except ValueError as e:
+        raise ConfigError(p, f"not a valid template: {e}") from e
+    unknown = sorted({f for f in fields if f not in TOPIC_PLACEHOLDERS})
+    if unknown:
+        known = ", ".join("{" + k + "}" for k in TOPIC_PLACEHOLDERS)
+        raise ConfigError(p, f"unknown placeholder {{{unknown[0]}}}; use {known}")
+    if "+" in s or "#" in s or not s.strip("/"):
+        raise ConfigError(p, "must be a topic without + or # wildcards")
+    return s
+
+
 def _server(v: Any, p: str) -> str:
     """ "host:port" with a DNS name or an address (gRPC's target syntax)."""
     s = c_nonempty(v, p)
@@ -176,7 +196,7 @@ def load_output(
             if "host" not in t.data:
                 raise ConfigError(t.key("host"), "is required (the account's IoT endpoint)")
             common["topic_template"] = t.get(
-                "topic_template", c_nonempty, "gateway-agent/{gateway_id}/{dev_eui}/{kind}"
+                "topic_template", _template, "gateway-agent/{gateway_id}/{dev_eui}/{kind}"
             )
         common["mqtt"] = m = _mqtt(t, base, upstream, defaults)
         common["backoff_initial_s"], common["backoff_max_s"] = m.backoff_initial_s, m.backoff_max_s
@@ -186,6 +206,8 @@ def load_output(
             common["application_name"] = t.get("application_name", c_nonempty, "gateway-agent")
         if typ == "homeassistant":
             common["discovery_prefix"] = t.get("discovery_prefix", c_nonempty, "homeassistant")
+        if typ == "aws-iot" and m.cert_file is None:
+            raise ConfigError(t.key("cert_file"), "is required (aws-iot uses mutual TLS)")
         if typ == "azure-iothub" and common["device_key_file"] is None and m.cert_file is None:
             raise ConfigError(t.key("device_key_file"), "is required (or cert_file and key_file)")
     else:

@@ -115,6 +115,8 @@ def register(ctl: ControlServer, d: CommandHost) -> None:
     async def device_remove(req: dict[str, Any]) -> Any:
         ok = await call(store.remove_device, bytes.fromhex(req["dev_eui"]))
         await call(d.ingest.load)
+        if ok:  # outputs that announce devices (Home Assistant discovery) take them down
+            d.ingest.add_event("device_removed", {"devEui": req["dev_eui"].lower()})
         return {"removed": ok}
 
     @ctl.command("readings")

@@ -4,31 +4,17 @@ gateway's own events) and `{kind}` (up | alert | event) filled in; the body is t
 
 from __future__ import annotations
 
-import string
-
-from gateway_agent.config.outputs import OutputConfig
+from gateway_agent.config.outputs import OutputConfig, _template
 from gateway_agent.errors import ConfigError
 from gateway_agent.outputs.mqtt import Messages, RowSink, body_text, client_id
 from gateway_agent.outputs.mqttlink import MqttLink
 from gateway_agent.outputs.worker import SinkContext
 from gateway_agent.store import QueueRow
 
-PLACEHOLDERS = ("gateway_id", "dev_eui", "kind")
-
 
 def check_template(name: str, template: str) -> None:
-    """Only the known placeholders, no MQTT wildcards: a ConfigError naming the output."""
-    key = f"outputs[name={name}].topic_template"
-    try:
-        fields = [f for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
-    except ValueError as e:
-        raise ConfigError(key, f"not a valid template: {e}") from e
-    unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
-    if unknown:
-        known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
-        raise ConfigError(key, f"unknown placeholder {{{unknown[0]}}}; use {known}")
-    if "+" in template or "#" in template or not template.strip("/"):
-        raise ConfigError(key, "must be a topic without + or # wildcards")
+    """The config check (config/outputs.py), again for settings built in code."""
+    _template(template, f"outputs[name={name}].topic_template")
 
 
 def make_sink(cfg: OutputConfig, ctx: SinkContext) -> RowSink:

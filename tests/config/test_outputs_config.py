@@ -117,6 +117,17 @@ def test_outputs_without_upstream_turn_the_outbox_off() -> None:
             "required",
         ),
         ([{"name": "a", "type": "aws-iot"}], "outputs[0].host", "required"),
+        ([{"name": "a", "type": "aws-iot", "host": "h"}], "outputs[0].cert_file", "mutual TLS"),
+        (
+            [{"name": "a", "type": "aws-iot", "host": "h", "topic_template": "x/{gateway}/#"}],
+            "outputs[0].topic_template",
+            "unknown placeholder {gateway}",
+        ),
+        (
+            [{"name": "a", "type": "aws-iot", "host": "h", "topic_template": "x/{kind}/#"}],
+            "outputs[0].topic_template",
+            "wildcards",
+        ),
         (
             [{"name": "a", "type": "mqtt"}, {"name": "a", "type": "mqtt"}],
             "outputs[1].name",

@@ -410,4 +410,5 @@ def test_daemon_refuses_to_start_with_a_bad_topic_template(tmp_path: Path) -> No
         ],
     )
     reason = run_refusal(agent.config_path)
-    assert "outputs[name=aws].topic_template" in reason and "{gateway}" in reason
+    # refused by the config check itself (so `config check` refuses it too), naming the key
+    assert "outputs[0].topic_template" in reason and "{gateway}" in reason
