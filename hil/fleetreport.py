@@ -123,13 +123,14 @@ def render_fleet(r: Mapping[str, Any]) -> None:
                 "central: decode errors / id mismatches",
                 f"{c['decode_errors']} / {c['gateway_id_mismatch']}",
             ),
+            ("central: state/conn of the cut gateway", " -> ".join(c["cut_gateway_states"])),
         ]
     else:
         rows.append(("central", "no relay in this tree: nothing consumed"))
     rows += [
         (
-            "cut: agent, simulated s from t",
-            f"{cut['agent']}, {cut['simulated_s']:.0f} from {cut['at_s']:.0f}",
+            "cut: agent, mode, simulated s from t",
+            f"{cut['agent']}, {cut['mode']}, {cut['simulated_s']:.0f} from {cut['at_s']:.0f}",
         ),
         (
             "cut: relay / readings drain s after restore",

@@ -48,6 +48,7 @@ class FleetSpec:
     cut_at_s: float = 900.0  # simulated
     cut_duration_s: float = 3600.0  # simulated: "an hour"
     redelivery_max: int = 32  # at-least-once copies allowed per cut (the PUBACK window)
+    cut_mode: str = "blackhole"  # "blackhole": the link goes silent; "reset": connections reset
 
 
 def fleet_spec(name_or_path: str) -> FleetSpec | None:
@@ -69,6 +70,8 @@ def fleet_spec(name_or_path: str) -> FleetSpec | None:
         spec = FleetSpec(**t)
     except TypeError as e:
         raise ScenarioError(f"fleet_run: {e}") from None
+    if spec.cut_mode not in ("blackhole", "reset"):
+        raise ScenarioError("fleet_run.cut_mode: expected blackhole | reset")
     for k in ("cut_at_s", "cut_duration_s"):
         v = getattr(spec, k)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -121,6 +124,7 @@ class FleetRun(Run):
         self.daemons: list[DaemonProcess] = []
         self.cut_mono: float | None = None
         self.restore_mono: float | None = None
+        self.end_mono = float("inf")
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -177,7 +181,8 @@ class FleetRun(Run):
             t_drain = time.monotonic()
             self.phases["simulate_s"] = round(t_drain - t_sim, 2)
             await self.drain()
-            self.phases["drain_s"] = round(time.monotonic() - t_drain, 2)
+            self.end_mono = time.monotonic()  # the daemons' own goodbyes come after this
+            self.phases["drain_s"] = round(self.end_mono - t_drain, 2)
             counters = [d.counters() for d in self.daemons]
         finally:
             if sampler is not None:
@@ -239,11 +244,11 @@ class FleetRun(Run):
         if f.kind != CUT:
             await super().do_fault(f, t)
             return
-        self.proxies[self.spec.cut_gateway].cut()
+        self.proxies[self.spec.cut_gateway].cut(blackhole=self.spec.cut_mode == "blackhole")
         self.cut_mono = time.monotonic()
         self.notes.append(
             f"t={t:.0f}s backhaul of agent {self.agent_ids[self.spec.cut_gateway]} cut"
-            f" for {f.duration_s:.0f} s simulated"
+            f" ({self.spec.cut_mode}) for {f.duration_s:.0f} s simulated"
         )
         self.push(t + f.duration_s, "fault_end", f)
 
@@ -327,6 +332,7 @@ class FleetRun(Run):
                 "agent": self.agent_ids[cut_g],
                 "gateway": self.euis[cut_g],
                 "at_s": spec.cut_at_s,
+                "mode": spec.cut_mode,
                 "simulated_s": spec.cut_duration_s,
                 "wall_s": None
                 if self.cut_mono is None or self.restore_mono is None
@@ -420,7 +426,9 @@ class FleetRun(Run):
             copies = sum(len(g.copies) for g in self.central.gateways.values())
             conn = [(gw, st) for gw, st, _ in self.central.conn]
             cut_eui = self.euis[self.spec.cut_gateway]
-            cut_states = [(st, t) for gw, st, t in self.central.conn if gw == cut_eui]
+            cut_states = [
+                (st, t) for gw, st, t in self.central.conn if gw == cut_eui and t <= self.end_mono
+            ]
             errors = (self.central.decode_errors, self.central.id_mismatch)
             no_rx = self.central.no_rx_info
         return {

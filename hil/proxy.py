@@ -1,5 +1,10 @@
-"""A loopback TCP proxy standing for one gateway's backhaul (its 4G link) to the broker: `cut()`
-drops every connection through it at once and refuses new ones until `restore()`.
+"""A loopback TCP proxy standing for one gateway's backhaul (its 4G link) to the broker.
+
+`cut()` resets every connection through it at once and refuses new ones until `restore()`.
+`cut(blackhole=True)` is the 4G link that goes silent instead: connections stay open but every
+byte either way is lost, new connections are accepted and hear nothing; the ends find out only
+by their own timeouts (MQTT keepalive, CONNACK timeout). `restore()` then resets whatever was
+opened before or during the outage (the carrier's NAT forgot them) and carries new ones again.
 
 It runs its own event loop in a thread, so a busy simulator never slows the bytes it carries.
 """
@@ -20,8 +25,9 @@ CHUNK = 65536
 @dataclass(slots=True)
 class ProxyStats:
     connections: int = 0  # carried to the broker
-    refused: int = 0  # accepted and dropped at once while cut (the agent's reconnect attempts)
-    aborted: int = 0  # live connections dropped by a cut
+    refused: int = 0  # accepted and dropped (reset) or held silent (blackhole) while cut
+    aborted: int = 0  # connection ends reset by a cut (or, blackholed, by the restore)
+    lost_bytes: int = 0  # swallowed by a blackhole
     cuts: int = 0
     bytes_up: int = 0  # agent -> broker
     bytes_down: int = 0
@@ -35,6 +41,7 @@ class TcpProxy:
         self.port = free_port(host)
         self.stats = ProxyStats()
         self.up = True
+        self.blackhole = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
@@ -51,9 +58,10 @@ class TcpProxy:
             raise RuntimeError(f"proxy on {self.port} did not start: {self._error}")
         return self
 
-    def cut(self) -> None:
-        """The backhaul goes: every connection dropped (RST), new ones refused."""
-        self._call(self._cut)
+    def cut(self, blackhole: bool = False) -> None:
+        """The backhaul goes: every connection reset and new ones refused, or (`blackhole`)
+        everything silently lost."""
+        self._call(self._blackhole if blackhole else self._cut)
 
     def restore(self) -> None:
         self._call(self._restore)
@@ -99,7 +107,18 @@ class TcpProxy:
             self.stats.aborted += 1
         self._live.clear()
 
+    async def _blackhole(self) -> None:
+        self.up = False
+        self.blackhole = True
+        self.stats.cuts += 1
+
     async def _restore(self) -> None:
+        if self.blackhole:  # what was open across the outage is gone on the carrier's side
+            for w in list(self._live):
+                w.transport.abort()
+                self.stats.aborted += 1
+            self._live.clear()
+        self.blackhole = False
         self.up = True
 
     async def _shutdown(self) -> None:
@@ -112,7 +131,11 @@ class TcpProxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self.up:
             self.stats.refused += 1
-            writer.transport.abort()
+            if not self.blackhole:
+                writer.transport.abort()
+                return
+            self._live.add(writer)  # accepted, then silence until the restore resets it
+            await self._swallow(reader)
             return
         try:
             r2, w2 = await asyncio.open_connection(self.host, self.target_port)
@@ -121,8 +144,12 @@ class TcpProxy:
             return
         if not self.up:  # cut while connecting
             self.stats.refused += 1
-            writer.transport.abort()
             w2.transport.abort()
+            if not self.blackhole:
+                writer.transport.abort()
+                return
+            self._live.add(writer)
+            await self._swallow(reader)
             return
         self.stats.connections += 1
         self._live.update((writer, w2))
@@ -139,6 +166,9 @@ class TcpProxy:
                 data = await r.read(CHUNK)
                 if not data:
                     break
+                if self.blackhole:
+                    self.stats.lost_bytes += len(data)
+                    continue
                 if up:
                     self.stats.bytes_up += len(data)
                 else:
@@ -148,4 +178,12 @@ class TcpProxy:
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
-            w.transport.abort()  # one side gone: the other goes too, as a dropped link would
+            if not self.blackhole:  # one side gone: the other learns it (a silent link: not)
+                w.transport.abort()
+
+    async def _swallow(self, r: asyncio.StreamReader) -> None:
+        try:
+            while data := await r.read(CHUNK):
+                self.stats.lost_bytes += len(data)
+        except OSError:
+            pass
