@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chirpstack_api import gw
 from google.protobuf.message import DecodeError
 
 from gateway_agent.config.outputs import RELAY_OUTPUT, RelayConfig
@@ -26,6 +25,7 @@ from gateway_agent.logfmt import RateLimitedLog, log_event
 from gateway_agent.lorawan.radio import DownlinkTx, RadioFrame
 from gateway_agent.outputs.worker import Delivery, OutputDown, OutputWorker
 from gateway_agent.relay import frames as fr
+from gateway_agent.relay.downlinks import RelayDownlinks
 from gateway_agent.relay.link import ERRORS, Link, Presence
 from gateway_agent.store import QueueRow
 
@@ -33,7 +33,7 @@ log = logging.getLogger("gateway_agent.relay")
 WINDOW = 512  # publishes in flight at least (the relay's rate is round trips x window)
 BATCH = 2000  # rows per delivery
 MAX_PRESENCE = 64  # presence connections (gateways) at most
-TX_ACK_WAIT_S = 6.0  # a sent downlink's TX_ACK is forgotten after this (GWMP.md section 6)
+QUIET_S = 5.0  # GWMP: no datagram this long and no fresh downlink route -> OFFLINE
 
 
 @dataclass(slots=True)
@@ -45,18 +45,6 @@ class _Gateway:
     per_freq: dict[int, int] = field(default_factory=dict)
     location: dict[str, float] | None = None
     prev: dict[str, int] = field(default_factory=dict)  # source counters at the last stats
-
-
-@dataclass(slots=True)
-class _Down:
-    """A `command/down` being tried item by item."""
-
-    gateway_id: str
-    downlink_id: int
-    items: list[Any]
-    statuses: list[int]
-    index: int = 0
-    sent_at: float = 0.0
 
 
 class RelaySink:
@@ -121,7 +109,7 @@ class Relay:
             self.mqtt,
             self.client_id,
             f"{self.prefix}/gateway/+/command/down",
-            self.on_command,
+            lambda topic, payload: self.downlinks.on_command(topic, payload),
             self.counters,
             max(self.mqtt.inflight, WINDOW),
         )
@@ -140,8 +128,8 @@ class Relay:
         self.gateways: dict[str, _Gateway] = {}
         self._eui: dict[str, str] = {}  # source gateway id -> EUI
         self.presence: dict[str, Presence] = {}
-        self.pending: dict[int, _Down] = {}
-        self.acks = 0
+        self._presence_tasks: dict[str, asyncio.Task[None]] = {}
+        self.downlinks = RelayDownlinks(self)
         self._limit = RateLimitedLog(log, window_s=10.0)
         self._heard = asyncio.Event()
 
@@ -185,7 +173,7 @@ class Relay:
     async def run(self, stop: asyncio.Event) -> None:
         for src in self.d.sources:
             if hasattr(src, "on_tx_ack"):
-                src.on_tx_ack = self.on_tx_ack
+                src.on_tx_ack = self.downlinks.on_tx_ack
                 src.on_refused = self._refused_filter(src.on_refused)
         self.link.on_up = self._on_up
         self.link.before_close = self._before_close
@@ -222,12 +210,8 @@ class Relay:
         next_stats = time.monotonic() + self.cfg.stats_interval_s
         while not stop.is_set():
             self._heard.clear()
-            self._discover()
-            for eui in list(self.gateways):
-                if eui not in self.presence and len(self.presence) < MAX_PRESENCE:
-                    p = self.presence[eui] = self._presence(eui)
-                    tg.create_task(p.run(stop), name=f"relay:presence:{eui}")
-            self._expire_pending()
+            self._presences(self._discover(), stop, tg)
+            self.downlinks.expire()
             if time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.cfg.stats_interval_s
                 self.publish_stats()
@@ -237,6 +221,35 @@ class Relay:
             finally:
                 for w in waits:
                     w.cancel()
+
+    def _presences(
+        self, srcs: dict[str, dict[str, Any]], stop: asyncio.Event, tg: asyncio.TaskGroup
+    ) -> None:
+        """ONLINE for each gateway heard; OFFLINE for one gone quiet (GWMP: no fresh downlink
+        route and no datagram for QUIET_S; serial: the modem is disconnected)."""
+        now = time.time()
+        for eui, g in self.gateways.items():
+            st = srcs.get(g.source_id, {})
+            seen = st.get("last_seen")
+            quiet = (
+                "route_fresh" in st
+                and not st["route_fresh"]
+                and seen is not None
+                and now - seen > QUIET_S
+            ) or st.get("connected") is False
+            p, task = self.presence.get(eui), self._presence_tasks.get(eui)
+            if quiet and p is not None:
+                p.gone.set()
+                del self.presence[eui]
+                log_event(log, logging.INFO, "relay_gateway_offline", gateway=eui)
+            elif not quiet and p is None and (task is None or task.done()):
+                if len(self.presence) >= MAX_PRESENCE:
+                    self._limit.warn("relay_presence_full", key="full", gateway=eui)
+                    continue
+                p = self.presence[eui] = self._presence(eui)
+                self._presence_tasks[eui] = tg.create_task(
+                    p.run(stop), name=f"relay:presence:{eui}"
+                )
 
     def _presence(self, eui: str) -> Presence:
         topic = f"{self.prefix}/gateway/{eui}/state/conn"
@@ -249,7 +262,7 @@ class Relay:
             self.counters,
         )
 
-    def _source_gateways(self) -> dict[str, dict[str, Any]]:
+    def source_gateways(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for src in self.d.sources:
             try:
@@ -262,18 +275,21 @@ class Relay:
                     out[gid] = st
         return out
 
-    def _discover(self) -> None:
-        """Gateways a source knows (a PULL_DATA, a stat) but no frame came from yet."""
-        for gid, st in self._source_gateways().items():
+    def _discover(self) -> dict[str, dict[str, Any]]:
+        """Gateways a source knows (a PULL_DATA, a stat) but no frame came from yet; positions
+        from the GWMP stat objects. Returns the sources' per-gateway figures."""
+        srcs = self.source_gateways()
+        for gid, st in srcs.items():
             g = self._gateway(self.eui_of(gid), gid)
             stat = st.get("stat") or {}
             if "lati" in stat and "long" in stat:
                 g.location = {k: float(stat[k]) for k in ("lati", "long", "alti") if k in stat}
+        return srcs
 
     def publish_stats(self) -> None:
         """GatewayStats per radio gateway, live (stats are not data: never queued)."""
         now = time.time()
-        srcs = self._source_gateways()
+        srcs = self.source_gateways()
         for eui, g in self.gateways.items():
             st = srcs.get(g.source_id, {})
             cur = {k: int(st.get(k) or 0) for k in ("rx_ok", "rx_bad", "tx_sent", "tx_ok")}
@@ -296,100 +312,11 @@ class Relay:
             if self.link.publish_now(topic, fr.serialize(stats, self.cfg.json)):
                 self.counters.inc("relay_stats_published")
 
-    # -- downlinks ------------------------------------------------------------------------
-
-    def on_command(self, topic: str, payload: bytes) -> None:
-        parts = topic.split("/")
-        if len(parts) < 4 or parts[-1] != "down" or parts[-2] != "command":
-            return
-        try:
-            down = fr.parse_downlink(payload, self.cfg.json)
-        except fr.DownlinkRefused as e:
-            self.counters.bad_input("relay_bad_downlink")
-            self._limit.warn("relay_bad_downlink", key="bad", reason=e.reason)
-            return
-        gid = (down.gateway_id or parts[-3]).lower()
-        items = list(down.items)
-        self.counters.inc("relay_downlinks")
-        state = _Down(gid, down.downlink_id, items, [gw.IGNORED] * len(items))
-        self._try(state)
-
-    def _try(self, state: _Down) -> None:
-        """Send the next item that can be sent; when none is left, the ack says why."""
-        while state.index < len(state.items):
-            i = state.index
-            try:
-                tx = fr.downlink_tx(state.gateway_id, state.downlink_id, i, state.items[i])
-                if not fr.is_eui(state.gateway_id) or not self.d.can_downlink(state.gateway_id):
-                    raise fr.DownlinkRefused("no route to that gateway")
-                if not self.d.send_downlink(tx):
-                    raise fr.DownlinkRefused("the gateway's source refused it")
-            except fr.DownlinkRefused as e:
-                state.statuses[i] = e.status
-                self._limit.warn(
-                    "relay_downlink_refused",
-                    key=f"refused:{e.reason}",
-                    gateway=state.gateway_id,
-                    downlink_id=state.downlink_id,
-                    item=i,
-                    reason=e.reason,
-                )
-                state.index += 1
-                continue
-            state.sent_at = time.monotonic()
-            if self._protocol_version(state.gateway_id) == 1:
-                state.statuses[i] = gw.OK  # a v1 forwarder never answers: queued is all we know
-                break
-            self.pending[state.downlink_id] = state
-            return
-        self._ack(state)
-
-    def _protocol_version(self, gid: str) -> int | None:
-        st = self._source_gateways().get(gid, {})
-        v = st.get("protocol_version")
-        return v if isinstance(v, int) else None
-
-    def on_tx_ack(self, tx: DownlinkTx, error: str | None) -> None:
-        """A gateway's TX_ACK for a downlink (GwmpSource hook): OK, or the next item."""
-        if tx.purpose != "relay":
-            return
-        try:
-            extra = dict(tx.extra)
-            state = self.pending.get(int(extra["downlink_id"]))
-            if state is None or state.index != int(extra["item"]):
-                return
-            del self.pending[state.downlink_id]
-            status = fr.ack_status(error)
-            state.statuses[state.index] = status
-            if status == gw.OK:
-                self._ack(state)
-                return
-            state.index += 1
-            self._try(state)
-        except Exception:  # never into the UDP reader
-            self.counters.internal_error("relay_tx_ack")
-            self._limit.exception("relay_tx_ack_failed", key="txack")
-
-    def _expire_pending(self) -> None:
-        now = time.monotonic()
-        for did, st in list(self.pending.items()):
-            if now - st.sent_at > TX_ACK_WAIT_S:
-                del self.pending[did]
-                self.counters.inc("relay_tx_ack_missing")
-
-    def _ack(self, state: _Down) -> None:
-        ack = fr.tx_ack(state.gateway_id, state.downlink_id, state.statuses)
-        topic = f"{self.prefix}/gateway/{state.gateway_id}/event/ack"
-        sent = self.link.publish_now(topic, fr.serialize(ack, self.cfg.json))
-        self.acks += 1
-        last = next((s for s in reversed(state.statuses) if s != gw.IGNORED), gw.IGNORED)
-        self.counters.inc("relay_acks", status=fr.status_name(last), sent=str(sent).lower())
-
     def status(self) -> dict[str, Any]:
         return {
             "connected": self.link.window is not None,
             "last_error": self.link.last_error,
             "gateways": sorted(self.gateways),
             "presence_online": sorted(e for e, p in self.presence.items() if p.connected),
-            "pending_downlinks": len(self.pending),
+            "pending_downlinks": len(self.downlinks.pending),
         }

@@ -22,6 +22,7 @@ import grpc
 import pytest
 from chirpstack_api import api
 
+from gateway_agent.errors import ControlError
 from gateway_agent.lorawan.sessionid import reading_id, session_id
 from gateway_agent.store.devices import session_source
 from hil.broker import Mosquitto
@@ -208,6 +209,9 @@ def test_session_only_on_the_api_decodes_locally_then_from_the_cache(
     assert [(a["rule"], a["state"]) for a in alerts] == [("hot", "raised")]
     assert fw.pull_resp(timeout_s=2.0) is None, "no ACK / MAC answer in passive mode"
     assert agent.counter("downlinks_sent") == 0
+    # A local downlink would never be sent: refused, saying where to queue it instead.
+    with pytest.raises(ControlError, match="passive.*ChirpStack"):
+        agent.ask("downlink", dev_eui=OTAA_EUI.hex(), f_port=10, payload="0102")
     # The API goes away, the daemon restarts: the session comes from SQLite.
     standin.stop()
     assert agent.stop() == 0
@@ -225,6 +229,16 @@ def test_session_only_on_the_api_decodes_locally_then_from_the_cache(
         note = session_source(db, OTAA_EUI)  # what `devices show` can say
     assert row == (CS_ADDR.hex(), 20_003)
     assert note is not None and note["source"] == "chirpstack" and note["devAddr"] == "01a2b3c4"
+    # ... and `devices show` (the devices read model) says so, with no key in it
+    out = subprocess.run(
+        [*agent.cli(), "devices", "show", OTAA_EUI.hex(), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert json.loads(out)["session"]["source"] == "chirpstack"
+    assert CS_NWK.hex() not in out and CS_APP.hex() not in out
     log = agent.log()
     assert log.count("chirpstack_api_unreachable") == 1, "one line per outage"
     for secret in (TOKEN, CS_NWK.hex(), CS_APP.hex(), APP_KEY.hex()):

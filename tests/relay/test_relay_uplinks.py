@@ -13,7 +13,7 @@ from chirpstack_api import gw
 
 from hil.broker import Mosquitto
 from hil.lorawan_crypto import build_join_request
-from tests.agentproc import Forwarder
+from tests.agentproc import Forwarder, write_toml
 from tests.durability_kit import fleet, frame
 from tests.relay.kit import GW_A, PREFIX, RelaySub, decode, relay_agent, rxpk
 
@@ -53,8 +53,20 @@ def test_every_relay_message_decodes_and_matches(
         _push(a, {"rxpk": [sent[known][1], sent[unknown][1]]})
         _push(b, {"rxpk": [sent[join][1]]})
         ups = sub.wait("/event/up", 3)
-        stats = sub.wait("/event/stats", 2, timeout_s=10)
         conns = sub.wait("/state/conn", 2, timeout_s=10)
+
+        def ok_by_gateway() -> dict[str, int]:
+            n: dict[str, int] = {}
+            for t, p in sub.of("/event/stats"):
+                s = decode(t, p, as_json)
+                n[s.gateway_id] = n.get(s.gateway_id, 0) + s.rx_packets_received_ok  # type: ignore[attr-defined]
+            return n
+
+        deadline = time.monotonic() + 10  # stats every second: the frames' come within two
+        while ok_by_gateway() != {GW_A: 2, GW_B: 1} and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.2)  # one more round: still nothing counted twice
+        stats = sub.of("/event/stats")
         assert len(ups) == 3, agent.log()[-3000:]
         for topic, payload in ups:
             up = decode(topic, payload, as_json)
@@ -136,3 +148,34 @@ def test_last_will_says_offline_when_the_agent_dies(tmp_path: Path, broker: Mosq
         fw.close()
     finally:
         agent.kill()
+
+
+def test_a_gateway_gone_quiet_goes_offline_and_back(tmp_path: Path, broker: Mosquitto) -> None:
+    agent = relay_agent(tmp_path / "a", broker.port, [], relay={"stats_interval_s": 60})
+    agent.cfg["sources"][0]["route_stale_s"] = 1
+    write_toml(agent.config_path, agent.cfg)
+    sub = RelaySub(broker.port, f"{PREFIX}/gateway/{GW_A}/state/conn")
+    try:
+        agent.start()
+        fw = Forwarder(agent.udp_port, GW_A)
+        fw.open_downlink()
+        states = lambda: [decode(t, p, False).state for t, p in sub.of("/state/conn")]  # type: ignore[attr-defined]  # noqa: E731
+        assert _until(lambda: states() == [gw.ConnState.ONLINE], 10), states()
+        # The packet forwarder stops: no keep-alive, no datagram.
+        assert _until(lambda: states()[-1:] == [gw.ConnState.OFFLINE], 20), states()
+        fw.keepalive()  # it is back
+        assert _until(lambda: states()[-1:] == [gw.ConnState.ONLINE], 10), states()
+        assert states() == [gw.ConnState.ONLINE, gw.ConnState.OFFLINE, gw.ConnState.ONLINE]
+        fw.close()
+    finally:
+        agent.kill()
+        sub.close()
+
+
+def _until(cond: object, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return bool(cond())  # type: ignore[operator]
