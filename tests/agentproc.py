@@ -7,6 +7,8 @@ import base64
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -88,6 +90,17 @@ class Agent(DaemonProcess):
 
     def ask(self, cmd: str, **args: Any) -> Any:
         return request(self.control, cmd, **args)
+
+    def cli(self, *args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """`gateway-agent -c CONFIG ARGS...` as an installer would run it (exit code not checked)."""
+        return subprocess.run(
+            [sys.executable, "-m", "gateway_agent", "-c", str(self.config_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+        )
 
     def log(self) -> str:
         try:

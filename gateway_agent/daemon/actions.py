@@ -103,6 +103,14 @@ async def _run_one(daemon: ActionHost, action: Action, alert: Alert, dev: Device
             return
         daemon.counters.inc("actions_run", rule=alert.rule, kind="command")
     elif isinstance(action, DownlinkAction):
+        if daemon.cfg.lorawan.mode == "passive":
+            # The central network server owns this device's downlinks: a queued row would
+            # never be sent. Refused and counted, the rule's alert itself went out.
+            daemon.counters.inc("actions_refused", rule=alert.rule, reason="passive")
+            log_event(
+                log, logging.WARNING, "action_refused", rule=alert.rule, reason="passive_mode"
+            )
+            return
         seq = await daemon.st.call(
             daemon.store.queue_downlink,
             dev.dev_eui,

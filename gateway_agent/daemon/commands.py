@@ -156,6 +156,12 @@ def register(ctl: ControlServer, d: CommandHost) -> None:
     async def downlink(req: dict[str, Any]) -> Any:
         # Hex `payload` + `f_port`, or an `object` the device's codec encodes (its
         # encodeDownlink: fPort from the codec, else `f_port`).
+        if d.cfg.lorawan.mode == "passive":
+            raise ValueError(
+                'refused: [lorawan] mode = "passive": the central network server (ChirpStack)'
+                " sends this device's downlinks; queue it there (its console or API: device >"
+                " queue)"
+            )
         eui = bytes.fromhex(req["dev_eui"])
         dev = d.ingest.devices.get(eui)
         if dev is None:

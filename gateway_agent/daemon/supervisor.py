@@ -60,6 +60,7 @@ class Daemon:
         self.forwarder: Forwarder
         self.outputs: dict[str, OutputWorker] = {}  # [[outputs]] and the relay, by name
         self.relay: Any = None  # gateway_agent.relay's service when [relay] is configured
+        self.removed_devices: list[str] = []  # removed by the devices file, not yet announced
         self.frames: asyncio.Queue[RadioFrame] = asyncio.Queue(maxsize=cfg.agent.frame_queue)
         self.housekeeping = Housekeeping(self)
         self.actions_q: asyncio.Queue[tuple[Alert, Device]] = asyncio.Queue(maxsize=1000)
@@ -99,7 +100,14 @@ class Daemon:
             return
         devs = read_devices(f)
         n, removed = await self.st.call(self.store.sync_devices, devs, "file")
-        log_event(log, logging.INFO, "devices_synced", file=str(f), devices=n, removed=removed)
+        log_event(log, logging.INFO, "devices_synced", file=str(f), devices=n, removed=len(removed))
+        # Outputs that announce devices (Home Assistant discovery) take them down; at start the
+        # events wait for the ingest to exist.
+        self.removed_devices += removed
+        if hasattr(self, "ingest"):
+            for eui in self.removed_devices:
+                self.ingest.add_event("device_removed", {"devEui": eui})
+            self.removed_devices = []
 
     async def load_downlinks(self) -> None:
         rows = await self.st.call(self.store.pending_downlinks)
@@ -174,6 +182,9 @@ class Daemon:
         await self.load_downlinks()
         if recovered is not None:
             self.ingest.add_event("database_recovered", recovered)
+        for eui in self.removed_devices:
+            self.ingest.add_event("device_removed", {"devEui": eui})
+        self.removed_devices = []
         self.sources = self.build_sources()
         for src in self.sources:
             if hasattr(src, "on_refused"):  # GWMP: TX_ACK errors come back for an RX2 retry

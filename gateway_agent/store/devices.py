@@ -227,3 +227,20 @@ def session_source(db: sqlite3.Connection, dev_eui: bytes) -> dict[str, Any] | N
     if not isinstance(note, dict) or addr is None or note.get("devAddr") != addr[0]:
         return None
     return note
+
+
+def session_sources(db: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """`session_source` of every device that has a current note, in one read (for the list)."""
+    addrs = dict(db.execute("SELECT dev_eui, dev_addr FROM devices").fetchall())
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in db.execute(
+        "SELECT key, value FROM meta WHERE key >= 'session_source:' AND key < 'session_source;'"
+    ):
+        eui = key.split(":", 1)[1]
+        try:
+            note = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(note, dict) and eui in addrs and note.get("devAddr") == addrs[eui]:
+            out[eui] = note
+    return out

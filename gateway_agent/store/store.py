@@ -117,17 +117,21 @@ class Store(OutputLanes):
     def remove_device(self, dev_eui: bytes) -> bool:
         return bool(self._file.write(lambda db: devices.remove(db, dev_eui)))
 
-    def sync_devices(self, devs: Sequence[Device], origin: str = "file") -> tuple[int, int]:
-        """Make the `origin` devices exactly `devs`: upsert them, remove the ones no longer listed."""
+    def sync_devices(self, devs: Sequence[Device], origin: str = "file") -> tuple[int, list[str]]:
+        """Make the `origin` devices exactly `devs`: upsert them, remove the ones no longer
+        listed. Returns how many are listed and the EUIs (hex) removed."""
         self.upsert_devices(devs, origin)
         keep = {d.dev_eui.hex() for d in devs}
         with self._lock:
             stale = devices.euis_of_origin(self.db, origin)
-        removed = 0
-        for eui in stale:
-            if eui not in keep:
-                removed += self.remove_device(bytes.fromhex(eui))
-        return len(devs), removed
+        return len(devs), [
+            eui for eui in stale if eui not in keep and self.remove_device(bytes.fromhex(eui))
+        ]
+
+    def session_sources(self) -> dict[str, dict[str, Any]]:
+        """Devices whose session came from a central server (passive mode), by EUI hex."""
+        with self._lock:
+            return devices.session_sources(self.db)
 
     def devices(self) -> list[tuple[Device, dict[str, Any]]]:
         """Every device with its runtime state (fcnt_up, fcnt_down, last_seen, ...)."""

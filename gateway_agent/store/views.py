@@ -40,7 +40,13 @@ def device_view(dev: Device, st: dict[str, Any]) -> dict[str, Any]:
 
 
 def devices_view(store: Store) -> list[dict[str, Any]]:
-    return [device_view(d, st) for d, st in store.devices()]
+    sources = store.session_sources()
+    rows = [device_view(d, st) for d, st in store.devices()]
+    for r in rows:
+        note = sources.get(r["dev_eui"])
+        if note is not None:  # passive mode: "session from chirpstack (server, fetched at)"
+            r["session"] = {k: note.get(k) for k in ("source", "server", "fetched")}
+    return rows
 
 
 def reading_view(row: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ frame publish the same reading id."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 import time
@@ -230,13 +231,9 @@ def test_session_only_on_the_api_decodes_locally_then_from_the_cache(
     assert row == (CS_ADDR.hex(), 20_003)
     assert note is not None and note["source"] == "chirpstack" and note["devAddr"] == "01a2b3c4"
     # ... and `devices show` (the devices read model) says so, with no key in it
-    out = subprocess.run(
-        [*agent.cli(), "devices", "show", OTAA_EUI.hex(), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    run = agent.cli("devices", "show", OTAA_EUI.hex(), "--json")
+    assert run.returncode == 0, run.stderr
+    out = run.stdout
     assert json.loads(out)["session"]["source"] == "chirpstack"
     assert CS_NWK.hex() not in out and CS_APP.hex() not in out
     log = agent.log()
