@@ -150,3 +150,81 @@ async def test_backhaul_proxy_blackhole(tmp_path: Path) -> None:
             assert proxy.stats.refused == 1 and proxy.stats.aborted >= 2
         finally:
             proxy.close()
+
+
+def _report() -> dict:
+    gw = {
+        "readings_missing": 0,
+        "readings_unexpected": 0,
+        "relay_missing": 0,
+        "relay_foreign": 0,
+        "redelivered": 0,
+        "out_of_order": 0,
+        "drain_s": 1.0,
+        "heard_during_cut": 10,
+        "proxy": {"aborted": 1, "cuts": 1},
+    }
+    return {
+        "reached_an_agent": 30,
+        "merge": {"missing": 0, "unknown": 0, "measurement_mismatches": 0, "bad_messages": 0},
+        "gateways": [dict(gw), dict(gw), dict(gw)],
+        "central": {
+            "consumed": True,
+            "missing": 0,
+            "decode_errors": 0,
+            "gateway_id_mismatch": 0,
+            "no_rx_info": 0,
+            "cut_gateway_offline_online": True,
+        },
+    }
+
+
+def test_fleet_verdicts_fail_on_each_fault() -> None:
+    """Each verdict turns on what it claims: one frame missing, one inversion, one copy too many."""
+    from hil.fleetreport import verdicts
+
+    spec = FleetSpec(cut_gateway=1, redelivery_max=2)
+    assert all(verdicts(_report(), spec).values())
+
+    def failing(**change: object) -> list[str]:
+        r = _report()
+        for path, v in change.items():
+            *keys, last = path.split("__")
+            node = r
+            for k in keys:
+                node = node[int(k)] if k.isdigit() else node[k]
+            node[last] = v
+        return [k for k, ok in verdicts(r, spec).items() if not ok]
+
+    assert failing(merge__missing=1) == [
+        "every uplink once in the merge by id (none missing, none unknown)"
+    ]
+    assert failing(gateways__1__relay_missing=1) == [
+        "per gateway: every frame heard reached the central (heard == relayed)"
+    ]
+    assert failing(gateways__1__out_of_order=1) == [
+        "the cut agent's frames arrived in the order heard"
+    ]
+    assert failing(gateways__1__drain_s=None) == [
+        "the cut agent's frames arrived in the order heard"
+    ]
+    assert failing(gateways__1__redelivered=2) == []  # within one PUBACK window
+    assert failing(gateways__1__redelivered=3) == [
+        "no frame relayed twice beyond at-least-once redelivery"
+    ]
+    assert failing(gateways__0__redelivered=1) == [
+        "no frame relayed twice beyond at-least-once redelivery"
+    ]
+    assert failing(gateways__2__readings_missing=1) == [
+        "each agent published a reading for every frame its gateway heard"
+    ]
+    assert failing(gateways__1__heard_during_cut=0) == [
+        "the backhaul was really cut (link dropped, frames heard meanwhile)"
+    ]
+    assert failing(central__cut_gateway_offline_online=False) == [
+        "the central saw the cut gateway go OFFLINE (last will) and come back ONLINE"
+    ]
+    r = _report()
+    r["central"] = {"consumed": False}
+    bad = [k for k, ok in verdicts(r, spec).items() if not ok]
+    assert len(bad) == 5 and all(k.endswith("[relay not built in this tree]") for k in bad)
