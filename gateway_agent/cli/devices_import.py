@@ -112,6 +112,7 @@ def write(c: Ctx, imps: list[Imported]) -> int:
     from gateway_agent.control import MAX_REQUEST
 
     raw = [i.raw for i in imps]
+    fcnt = {i.dev_eui.lower(): i.fcnt_up for i in imps if i.fcnt_up is not None}
     if c.online:
         size = len(json.dumps({"cmd": "devices_put", "devices": raw, "origin": "import"}))
         if size > MAX_REQUEST - 1024:
@@ -120,13 +121,13 @@ def write(c: Ctx, imps: list[Imported]) -> int:
                 "(all or nothing): stop it (the import then writes the database directly) or "
                 "split the file",
             )
-        return int(c.act("devices_put", devices=raw, origin="import")["upserted"])
+        return int(c.act("devices_put", devices=raw, origin="import", fcnt_up=fcnt)["upserted"])
     from gateway_agent.store import Store
 
     c.cfg.agent.state_dir.mkdir(parents=True, exist_ok=True)
     store = Store(c.cfg.agent.db_path, c.cfg.store.synchronous)
     try:
-        return int(store.upsert_devices(load_devices({"device": raw}), "import"))
+        return int(store.upsert_devices(load_devices({"device": raw}), "import", fcnt))
     finally:
         store.close()
 
@@ -144,7 +145,7 @@ def show(rows: list[dict[str, Any]], dry_run: bool, as_json: bool, written: int)
         for ch in r["changes"]:
             click.echo(f"            {ch}")
         for n in r["notes"]:
-            click.echo(f"            not mapped: {n}")
+            click.echo(f"            note: {n}")
     summary = (
         f"{counts['add']} to add, {counts['update']} to update, {counts['unchanged']} unchanged"
     )

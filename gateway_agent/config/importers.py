@@ -43,6 +43,7 @@ class Imported:
     raw: dict[str, Any]
     label: str
     notes: list[str] = field(default_factory=list)
+    fcnt_up: int | None = None  # ABP: the last uplink counter the old server saw (carried)
 
     @property
     def dev_eui(self) -> str:
@@ -356,12 +357,13 @@ def _from_tts(rec: Mapping[str, Any], repo: Path | None) -> Imported:
     _otaa_or_abp(raw, otaa, abp, "export with `ttn-lw-cli end-devices get APP DEV --session`")
     if "app_key" in raw and addr:
         notes.append("session: the OTAA session is not carried; the device joins again")
-    if "dev_addr" in raw:
-        _fcnt_note(_get(rec, "session.last_f_cnt_up"), "session.last_f_cnt_up", notes)
+    last = None
+    if "dev_addr" in raw:  # TTS: the last counter it received
+        last = _fcnt(_get(rec, "session.last_f_cnt_up"), "session.last_f_cnt_up", 0, notes)
     plan = _get(rec, "frequency_plan_id")
     if isinstance(plan, str) and not plan.startswith("EU_863_870"):
         notes.append(f"frequency_plan_id {plan}: check it matches [lorawan] region")
-    return Imported(raw, "", notes)
+    return Imported(raw, "", notes, last)
 
 
 def _from_chirpstack(rec: Mapping[str, Any], repo: Path | None) -> Imported:
@@ -404,26 +406,25 @@ def _from_chirpstack(rec: Mapping[str, Any], repo: Path | None) -> Imported:
     _otaa_or_abp(raw, otaa, abp, who)
     if "app_key" in raw and abp["dev_addr"]:
         notes.append("activation: the OTAA session is not carried; the device joins again")
-    if "dev_addr" in raw:
-        _fcnt_note(_get(act, "f_cnt_up"), "activation.f_cnt_up", notes)
+    last = None
+    if "dev_addr" in raw:  # ChirpStack: the next counter it expects
+        last = _fcnt(_get(act, "f_cnt_up"), "activation.f_cnt_up", 1, notes)
     if raw.get("join_eui") == "00" * 8:
         notes.append("join_eui 0000000000000000: the device's join-requests must carry it")
-    return Imported(raw, "", notes)
+    return Imported(raw, "", notes, last)
 
 
-def _fcnt_note(fcnt: Any, where: str, notes: list[str]) -> None:
-    """ABP frame counters are not carried (the devices table is written without them): up to
-    65535 the agent takes the device's next counter as it comes; past it, the 16 bits on air
-    cannot be widened to the 32 the MIC covers without the last value."""
-    if not isinstance(fcnt, int) or isinstance(fcnt, bool):
-        return
-    if fcnt > 0xFFFF:
-        notes.append(
-            f"{where} {fcnt} is past 65535 and not carried: the agent cannot rebuild this "
-            "device's 32-bit counter and will refuse its frames until it has a new ABP session"
-        )
-    else:
-        notes.append(f"{where} {fcnt}: not carried; the agent takes the next counter as it comes")
+def _fcnt(fcnt: Any, where: str, ahead: int, notes: list[str]) -> int | None:
+    """An ABP session's uplink counter, carried so that the agent widens the 16 bits on air to
+    the 32 the MIC covers from where the old server was (past 65535 it could not otherwise).
+    `ahead`: 1 when the export gives the next counter expected rather than the last seen."""
+    if not isinstance(fcnt, int) or isinstance(fcnt, bool) or not 0 <= fcnt <= 0xFFFFFFFF:
+        return None
+    last = fcnt - ahead
+    if last < 0:
+        return None
+    notes.append(f"{where} {fcnt}: carried (the device's next frame counts above {last})")
+    return last
 
 
 def _profile_codec(profile: str, notes: list[str]) -> tuple[str, str]:

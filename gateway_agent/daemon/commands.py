@@ -107,7 +107,8 @@ def register(ctl: ControlServer, d: CommandHost) -> None:
     @ctl.command("devices_put")
     async def devices_put(req: dict[str, Any]) -> Any:
         devs = load_devices({"device": req["devices"]})
-        n = await call(store.upsert_devices, devs, req.get("origin", "cli"))
+        fcnt = {str(k): int(v) for k, v in (req.get("fcnt_up") or {}).items()}
+        n = await call(store.upsert_devices, devs, req.get("origin", "cli"), fcnt)
         await call(d.ingest.load)
         return {"upserted": n}
 

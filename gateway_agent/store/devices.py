@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gateway_agent.errors import StoreError
@@ -244,3 +244,13 @@ def session_sources(db: sqlite3.Connection) -> dict[str, dict[str, Any]]:
         if isinstance(note, dict) and eui in addrs and note.get("devAddr") == addrs[eui]:
             out[eui] = note
     return out
+
+
+def carry_fcnt_up(db: sqlite3.Connection, fcnt_up: Mapping[str, int]) -> None:
+    """ABP sessions moved from another server keep their uplink counter: never lowered (a
+    re-import of an older export must not reopen counters already used)."""
+    db.executemany(
+        "UPDATE devices SET fcnt_up = max(coalesce(fcnt_up, -1), ?)"
+        " WHERE dev_eui=? AND app_key IS NULL AND nwk_s_key IS NOT NULL",
+        [(int(n), eui.lower()) for eui, n in fcnt_up.items() if 0 <= int(n) <= 0xFFFFFFFF],
+    )

@@ -8,7 +8,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +110,20 @@ class Store(OutputLanes):
     def upsert_device(self, dev: Device, origin: str = "cli") -> None:
         self.upsert_devices([dev], origin)
 
-    def upsert_devices(self, devs: Iterable[Device], origin: str = "cli") -> int:
+    def upsert_devices(
+        self, devs: Iterable[Device], origin: str = "cli", fcnt_up: Mapping[str, int] | None = None
+    ) -> int:
+        """Insert or update devices (one transaction). `fcnt_up`: ABP sessions' last uplink
+        counters carried from another server (`devices import`), by EUI hex."""
         now = time.time()
-        return int(self._file.write(lambda db: devices.upsert(db, devs, origin, now)))
+
+        def fn(db: sqlite3.Connection) -> int:
+            n = devices.upsert(db, devs, origin, now)
+            if fcnt_up:
+                devices.carry_fcnt_up(db, fcnt_up)
+            return n
+
+        return int(self._file.write(fn))
 
     def remove_device(self, dev_eui: bytes) -> bool:
         return bool(self._file.write(lambda db: devices.remove(db, dev_eui)))

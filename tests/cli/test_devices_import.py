@@ -9,9 +9,10 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from tests.agentproc import REPO, Agent
+from tests.agentproc import REPO, Agent, Forwarder
 
 FIX = REPO / "tests/fixtures/imports"
 ROOM = {"dev_eui": "70b3d57ed0000101", "name": "room 1", "class": "co2", "dev_addr": "260c0001",
@@ -107,7 +108,7 @@ def test_tts_dry_run_then_import_offline(tmp_path: Path) -> None:
     r = cli(agent, "devices", "import", str(f), "--from", "tts", "--dry-run")
     assert r.returncode == 0, r.stderr
     assert "add       a81758fffe0401a1  P7 classroom co2 elsys/ers-co2 otaa" in r.stdout
-    assert "not mapped: codec: no version_ids" in r.stdout
+    assert "note: codec: no version_ids" in r.stdout
     assert "dry run: 4 to add, 0 to update, 0 unchanged; nothing written" in r.stdout
 
     r = cli(agent, "devices", "import", str(f), "--from", "tts")
@@ -292,11 +293,12 @@ def test_parser_details() -> None:
     doc = json.loads((FIX / "tts-list.json").read_text())
     doc[2]["session"]["last_f_cnt_up"] = 70_000
     by = {i.dev_eui: i for i in parse(json.dumps(doc), "tts")}
+    assert by["24e124713b190001"].fcnt_up == 70_000, "TTS gives the last counter seen"
     assert any(
-        "last_f_cnt_up 70000 is past 65535" in n and "will refuse its frames" in n
+        "last_f_cnt_up 70000: carried" in n and "above 70000" in n
         for n in by["24e124713b190001"].notes
     )
-    assert any("last_f_cnt_up 77: not carried" in n for n in by["0004a30b001c2f55"].notes)
+    assert by["0004a30b001c2f55"].fcnt_up == 77
     recs = json.loads((FIX / "chirpstack-devices.json").read_text())
     lines = "\n".join(json.dumps(r) for r in recs) + "\n"
     got = parse(lines, "chirpstack")
@@ -310,3 +312,43 @@ def test_parser_details() -> None:
              "device_keys": {"nwk_key": "ab" * 16}}  # fmt: skip
     (one,) = parse(json.dumps(snake), "chirpstack")
     assert one.raw["app_key"] == "ab" * 16 and one.raw["join_eui"] == "24e124c0002a0001"
+
+
+def test_abp_frame_counter_past_16_bits_is_carried(tmp_path: Path) -> None:
+    """An ABP device that has sent 70,000 uplinks on The Things Stack: its counter comes with
+    it, so the agent widens the 16 bits on air to the right 32 and the MIC checks (without the
+    counter it would refuse the device's frames until a new session)."""
+    from tests.durability_kit import APP, NWK, frame
+
+    dev = {"eui": "70b3d57ed0000a77", "addr": "260b1f77"}
+    rec = {
+        "ids": {"device_id": "bin-70k", "dev_eui": dev["eui"].upper(), "dev_addr": dev["addr"]},
+        "name": "Bin 70k",
+        "supports_join": False,
+        "session": {
+            "dev_addr": dev["addr"].upper(),
+            "keys": {"f_nwk_s_int_key": {"key": NWK.hex()}, "app_s_key": {"key": APP.hex()}},
+            "last_f_cnt_up": 70_000,
+        },
+    }
+    f = tmp_path / "tts.json"
+    f.write_text(json.dumps([rec]))
+    agent = Agent(tmp_path / "a", None, [])
+    r = cli(agent, "devices", "import", str(f), "--from", "tts")
+    assert r.returncode == 0, r.stderr
+    assert_no_keys(f, r.stdout, r.stderr)
+    r = cli(agent, "devices", "import", str(f), "--from", "tts")  # again: never lowered
+    agent.start()
+    try:
+        fw = Forwarder(agent.udp_port)
+        fw.push(frame(dev, 70_001))
+        deadline = time.monotonic() + 10
+        while agent.counter("readings_accepted") < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        rows = agent.ask("readings", dev_eui=dev["eui"])
+        assert [row["fcnt"] for row in rows] == [70_001]
+        fw.push(frame(dev, 70_000))  # the last one TTS saw: a replay here too
+        time.sleep(0.5)
+        assert len(agent.ask("readings", dev_eui=dev["eui"])) == 1
+    finally:
+        agent.stop()
