@@ -33,6 +33,7 @@ log = logging.getLogger("gateway_agent.relay")
 WINDOW = 512  # publishes in flight at least (the relay's rate is round trips x window)
 BATCH = 2000  # rows per delivery
 MAX_PRESENCE = 64  # presence connections (gateways) at most
+MAX_GATEWAYS = 1024  # gateways tracked (a flood of invented EUIs must not grow memory)
 QUIET_S = 5.0  # GWMP: no datagram this long and no fresh downlink route -> OFFLINE
 
 
@@ -45,6 +46,17 @@ class _Gateway:
     per_freq: dict[int, int] = field(default_factory=dict)
     location: dict[str, float] | None = None
     prev: dict[str, int] = field(default_factory=dict)  # source counters at the last stats
+
+
+class RelayWorker(OutputWorker):
+    """The relay lane's worker; its status (`outbox status`) also says the relay's own state."""
+
+    def __init__(self, relay: Relay, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.relay = relay
+
+    def status(self) -> dict[str, Any]:
+        return {**super().status(), "relay": self.relay.status()}
 
 
 class RelaySink:
@@ -114,7 +126,8 @@ class Relay:
             max(self.mqtt.inflight, WINDOW),
         )
         self.sink = RelaySink(self)
-        self.worker = OutputWorker(
+        self.worker = RelayWorker(
+            self,
             RELAY_OUTPUT,
             self.sink,
             daemon.store,
@@ -138,6 +151,8 @@ class Relay:
     def eui_of(self, source_id: str) -> str:
         eui = self._eui.get(source_id)
         if eui is None:
+            if len(self._eui) >= 4 * MAX_GATEWAYS:
+                self._eui.clear()
             eui = self._eui[source_id] = fr.gateway_eui(source_id, self.agent_id)
             if eui != source_id:
                 log_event(log, logging.INFO, "relay_pseudo_eui", gateway=source_id, eui=eui)
@@ -146,6 +161,12 @@ class Relay:
     def _gateway(self, eui: str, source_id: str) -> _Gateway:
         g = self.gateways.get(eui)
         if g is None:
+            if len(self.gateways) >= MAX_GATEWAYS:  # the longest known goes (and its presence)
+                old = next(iter(self.gateways))
+                del self.gateways[old]
+                p = self.presence.pop(old, None)
+                if p is not None:
+                    p.gone.set()
             g = self.gateways[eui] = _Gateway(source_id)
             self._heard.set()
         return g
@@ -316,7 +337,9 @@ class Relay:
         return {
             "connected": self.link.window is not None,
             "last_error": self.link.last_error,
-            "gateways": sorted(self.gateways),
+            "gateways_known": len(self.gateways),
+            "gateways": sorted(self.gateways)[:64],
             "presence_online": sorted(e for e, p in self.presence.items() if p.connected),
             "pending_downlinks": len(self.downlinks.pending),
+            "acks": self.downlinks.acks,
         }

@@ -60,10 +60,13 @@ def test_outage_then_everything_in_the_order_heard(tmp_path: Path) -> None:
         broker.stop()
         _send(agent, phys[500:])
         assert _wait(lambda: _lane(agent).get("depth") == 2500, 30), _lane(agent)
-        assert _lane(agent)["state"] == "down"
+        lane = _lane(agent)
+        assert lane["state"] == "down" and lane["type"] == "relay"
+        assert lane["relay"]["connected"] is False and lane["relay"]["gateways"] == [GW_A]
         broker.start()
         assert _wait(lambda: len(_first_order(sub)) >= 3000, 60), len(_first_order(sub))
         assert _first_order(sub) == phys, "every frame, in the order heard"
+        assert _wait(lambda: _lane(agent)["relay"]["connected"] is True, 10)
         assert _wait(lambda: _lane(agent).get("depth") == 0, 10)
         assert agent.stop() == 0
     finally:
