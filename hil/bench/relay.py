@@ -29,6 +29,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from chirpstack_api import gw
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway_agent.config import UpstreamConfig
@@ -148,6 +149,7 @@ class Counter:
 
     def __init__(self, port: int) -> None:
         self.n = 0
+        self.arrivals: dict[bytes, float] | None = None  # phy -> arrival (latency runs)
         self.first = 0.0
         self.last = 0.0
         self.ready = threading.Event()
@@ -168,6 +170,10 @@ class Counter:
         self.last = time.monotonic()
         if self.n == 1:
             self.first = self.last
+        if self.arrivals is not None:
+            up = gw.UplinkFrame()
+            up.ParseFromString(m.payload)
+            self.arrivals[bytes(up.phy_payload)] = self.last
 
     def close(self) -> None:
         self.c.loop_stop()
@@ -248,6 +254,25 @@ def daemon_runs(tmp: Path, n: int) -> dict[str, Any]:
         out["backlog_per_s"] = round((sub.n - 1) / (sub.last - sub.first)) if sub.n > 1 else 0
         out["backlog_reconnect_s"] = round(sub.first - t0, 2) if sub.n else None
         out["backlog_received"] = sub.n
+        # Latency: single frames 20 ms apart, PUSH_DATA sent -> event/up at a subscriber.
+        sub.arrivals = {}
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sent: dict[bytes, float] = {}
+        for i in range(200):
+            phy = _phy(3 * n + i)
+            body = json.dumps({"rxpk": [_rxpk(phy, i)]}).encode()
+            sent[phy] = time.monotonic()
+            s.sendto(b"\x02\x00\x02\x00" + bytes.fromhex(GW) + body, ("127.0.0.1", agent.udp_port))
+            time.sleep(0.02)
+        s.close()
+        time.sleep(1.0)
+        lat = sorted(1000 * (sub.arrivals[p] - t) for p, t in sent.items() if p in sub.arrivals)
+        out["latency_ms"] = {
+            "frames": len(lat),
+            "median": round(lat[len(lat) // 2], 1) if lat else None,
+            "p99": round(lat[int(len(lat) * 0.99) - 1], 1) if lat else None,
+            "max": round(lat[-1], 1) if lat else None,
+        }
         sub.close()
     finally:
         agent.stop()
@@ -283,7 +308,8 @@ def main() -> None:
             f"real daemon: live over GWMP UDP {daemon['live_per_s']:,}/s"
             f" ({daemon['live_received']}/{daemon['frames']});"
             f" backlog after an outage {daemon['backlog_per_s']:,}/s"
-            f" ({daemon['backlog_received']}/{daemon['frames']})"
+            f" ({daemon['backlog_received']}/{daemon['frames']});"
+            f" latency UDP -> subscriber {daemon['latency_ms']}"
         )
     print(
         json.dumps(
