@@ -34,6 +34,10 @@ def verdicts(r: Mapping[str, Any], spec: FleetSpec) -> dict[str, bool]:
             cut["proxy"]["aborted"] >= 1 and cut["heard_during_cut"] > 0
         ),
     }
+    if r.get("passive"):
+        checks["passive: no agent sent a downlink of its own (the central owns them)"] = all(
+            g["downlinks"] == 0 for g in gws
+        )
     if not central["consumed"]:
         for k in RELAY_CHECKS:
             checks[f"{k} [relay not built in this tree]"] = False
@@ -114,6 +118,7 @@ def render_fleet(r: Mapping[str, Any]) -> None:
         ("merge: ids from 1/2/3 agents", "/".join(str(m["by_agents"].get(k, 0)) for k in "123")),
         ("merge: missing / unknown ids", f"{m['missing']} / {m['unknown']}"),
         ("merge: redelivered by one agent", m["redelivered_by_one_agent"]),
+        ("downlinks the agents sent (PULL_RESP)", sum(g["downlinks"] for g in r["gateways"])),
     ]
     if c["consumed"]:
         rows += [

@@ -302,6 +302,7 @@ class FleetRun(Run):
                 "readings_missing": len(self._expected_ids(g) - self.merge.ids(agent)),
                 "readings_unexpected": len(self.merge.ids(agent) - self._expected_ids(g)),
                 "proxy": slot_values(self.proxies[g].stats),
+                "downlinks": self.forwarders[g].stats.pull_resp,  # PULL_RESP from its agent
                 "daemon_cpu_s": round(self.daemons[g].cpu_s, 2),
                 "daemon_peak_rss_mib": round(self.daemons[g].peak_kb / 1024, 1),
                 "counters": counters[g],
@@ -323,6 +324,7 @@ class FleetRun(Run):
         report: dict[str, Any] = {
             "scenario": scn.name,
             "relay_built": self.relay,
+            "passive": self.scn.agent_config.get("lorawan", {}).get("mode") == "passive",
             "devices": len(self.fleet),
             "agents": len(self.agent_ids),
             "simulated_s": scn.duration_s,

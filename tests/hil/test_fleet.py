@@ -51,6 +51,7 @@ async def test_fleet_scenario(tmp_path: Path) -> None:
     c = r["central"]
     assert c["uplinks"] == c["uplinks_heard"] and c["missing"] == 0 and c["decode_errors"] == 0
     assert c["cut_gateway_offline_online"], c["cut_gateway_states"]
+    assert r["passive"] and all(g["downlinks"] == 0 for g in r["gateways"])
 
 
 def _write(tmp_path: Path, table: str) -> str:
@@ -163,6 +164,7 @@ def _report() -> dict:
         "drain_s": 1.0,
         "heard_during_cut": 10,
         "proxy": {"aborted": 1, "cuts": 1},
+        "downlinks": 0,
     }
     return {
         "reached_an_agent": 30,
@@ -220,6 +222,10 @@ def test_fleet_verdicts_fail_on_each_fault() -> None:
     ]
     assert failing(gateways__1__heard_during_cut=0) == [
         "the backhaul was really cut (link dropped, frames heard meanwhile)"
+    ]
+    assert failing(passive=True) == []
+    assert failing(passive=True, gateways__0__downlinks=1) == [
+        "passive: no agent sent a downlink of its own (the central owns them)"
     ]
     assert failing(central__cut_gateway_offline_online=False) == [
         "the central saw the cut gateway go OFFLINE (last will) and come back ONLINE"
