@@ -27,9 +27,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         scn = read_scenario(a.scenario)
-        from hil.fleetrun import fleet_spec
+        from hil.fleetrun import check_spec, fleet_spec
 
         spec = fleet_spec(a.scenario)  # [fleet_run]: several agents (hil/fleetrun.py)
+        if spec is not None:
+            check_spec(scn, spec)
     except ScenarioError as e:
         print(f"hil: {e}", file=sys.stderr)
         return 2
