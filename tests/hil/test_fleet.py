@@ -81,6 +81,18 @@ def test_fleet_run_table(tmp_path: Path) -> None:
         check_spec(read_scenario(str(tmp_path / "s.toml")), FleetSpec(cut_gateway=2))
 
 
+def test_hil_cli_refuses_a_fleet_run_it_cannot_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hil.__main__ import main
+
+    path = _write(tmp_path, "[fleet_run]\ncut_at_s = 60\ncut_duration_s = 50\n")
+    assert main(["run", path]) == 2
+    assert "the cut must end before duration_s" in capsys.readouterr().err
+    assert main(["run", _write(tmp_path, '[fleet_run]\ncut_mode = "cable"\n')]) == 2
+    assert "fleet_run.cut_mode" in capsys.readouterr().err
+
+
 def _exchange(port: int, data: bytes) -> bytes:
     """The first reply to `data` on a new connection; b"" when it is dropped (EOF or reset)."""
     with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
