@@ -38,9 +38,13 @@ class Bench:
     """One agent with a relay, a simulated forwarder with an open downlink route, and one
     uplink already relayed (its context is what ChirpStack schedules against)."""
 
-    def __init__(self, tmp: Path, broker: Mosquitto, as_json: bool = False) -> None:
+    def __init__(
+        self, tmp: Path, broker: Mosquitto, as_json: bool = False, mode: str = "edge"
+    ) -> None:
         self.as_json = as_json
-        self.agent: Agent = relay_agent(tmp, broker.port, [], as_json=as_json)
+        self.agent: Agent = relay_agent(
+            tmp, broker.port, [], as_json=as_json, lorawan={"mode": mode}
+        )
         self.sub = RelaySub(broker.port)
         self.agent.start()
         self.fw = Forwarder(self.agent.udp_port, GW_A)
@@ -78,9 +82,15 @@ class Bench:
         self.fw.close()
 
 
-@pytest.mark.parametrize("as_json", [False, True], ids=["protobuf", "json"])
-def test_command_down_round_trip(tmp_path: Path, broker: Mosquitto, as_json: bool) -> None:
-    b = Bench(tmp_path / "a", broker, as_json)
+@pytest.mark.parametrize(
+    ("as_json", "mode"),
+    [(False, "edge"), (True, "edge"), (False, "passive")],
+    ids=["protobuf", "json", "passive"],
+)
+def test_command_down_round_trip(
+    tmp_path: Path, broker: Mosquitto, as_json: bool, mode: str
+) -> None:
+    b = Bench(tmp_path / "a", broker, as_json, mode)
     try:
         ctx = b.uplink.rx_info.context
         assert ctx == UPLINK_TMST.to_bytes(4, "big")
