@@ -179,3 +179,30 @@ def _until(cond: object, timeout_s: float) -> bool:
             return True
         time.sleep(0.05)
     return bool(cond())  # type: ignore[operator]
+
+
+def test_a_broker_of_its_own(tmp_path: Path, broker: Mosquitto) -> None:
+    """host/port under [relay]: ChirpStack's broker, not [upstream]'s."""
+    central = Mosquitto(workdir=tmp_path / "central")
+    central.start()
+    agent = relay_agent(
+        tmp_path / "a",
+        broker.port,
+        [],
+        relay={"host": "127.0.0.1", "port": central.port, "client_id": "school-17-relay"},
+    )
+    theirs, ours = RelaySub(central.port), RelaySub(broker.port)
+    try:
+        agent.start()
+        phy = frame({"eui": "", "addr": "260b0004"}, 1)
+        Forwarder(agent.udp_port, GW_A).push_rxpk([rxpk(phy, 5)])
+        got = theirs.wait("/event/up", 1)
+        assert got and decode(*got[0], False).phy_payload == phy  # type: ignore[attr-defined]
+        time.sleep(0.5)
+        assert ours.of("/event/up") == [], "nothing relayed to [upstream]'s broker"
+        assert "school-17-relay" in central.tail_log(200)
+    finally:
+        agent.kill()
+        theirs.close()
+        ours.close()
+        central.stop()
