@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway_agent.config.convert import c_bool, c_choice, c_list, c_nonempty, c_path
-from gateway_agent.config.sections import UpstreamConfig
+from gateway_agent.config.sections import Config, UpstreamConfig
 from gateway_agent.errors import ConfigError
 from gateway_agent.tomltable import TomlTable, c_int, c_num, shown, type_name
 
@@ -22,6 +22,7 @@ OUTPUT_TYPES = ("mqtt", "homeassistant", "influxdb", "webhook", "azure-iothub", 
 MQTT_TYPES = ("mqtt", "homeassistant", "azure-iothub", "aws-iot")
 KINDS = ("up", "alert", "event")
 RELAY_OUTPUT = "relay"  # the relay's lane in the output queue: no output may take this name
+UPSTREAM_LANE = "upstream"  # [upstream]'s place among the outputs (`upstream_in_lane`)
 # The keys an MQTT-based output shares with [upstream] (its connection and pacing).
 MQTT_KEYS = (
     "host",
@@ -108,6 +109,15 @@ class RelayConfig:
         return own
 
 
+def upstream_in_lane(cfg: Config) -> bool:
+    """With `[[outputs]]` beside a JSON `[upstream]`, the upstream takes its readings, alerts
+    and events from the rows the outputs share (stored once: store/fanout.py) instead of an
+    outbox row of its own, so a second output costs no second copy of each body. CBOR or
+    batches keep the upstream's own outbox (their bodies differ)."""
+    u = cfg.upstream
+    return bool(cfg.outputs) and u.enabled and u.format == "json" and u.batch_max == 1
+
+
 def _mqtt(
     t: TomlTable,
     base: Path | None,
@@ -168,11 +178,11 @@ def load_output(
     upstream: Callable[[TomlTable, Path | None], UpstreamConfig],
 ) -> OutputConfig:
     name = t.req("name", c_nonempty)
-    if not _NAME.match(name) or name == RELAY_OUTPUT:
+    if not _NAME.match(name) or name in (RELAY_OUTPUT, UPSTREAM_LANE):
         raise ConfigError(
             t.key("name"),
-            f"expected lowercase letters, digits, - and _ (up to 40), not {shown('relay')};"
-            f" got {shown(name)}",
+            "expected lowercase letters, digits, - and _ (up to 40), not"
+            f" {shown(RELAY_OUTPUT)} or {shown(UPSTREAM_LANE)}; got {shown(name)}",
         )
     typ = t.req("type", c_choice(*OUTPUT_TYPES))
     common: dict[str, Any] = dict(

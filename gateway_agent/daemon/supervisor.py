@@ -87,7 +87,9 @@ class Daemon:
             "version": __version__,
             "uptimeS": round(time.monotonic() - self.started_mono),
             "accepted": self.ingest.accepted,
-            "published": self.forwarder.published,
+            # what [upstream] has had acknowledged, also through its lane beside [[outputs]]
+            "published": self.forwarder.published
+            + (self.outputs["upstream"].delivered if "upstream" in self.outputs else 0),
             "devices": len(self.ingest.devices),
         }
 

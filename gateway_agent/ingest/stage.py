@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway_agent.config import Config
-from gateway_agent.config.outputs import KINDS, RELAY_OUTPUT
+from gateway_agent.config.outputs import KINDS, RELAY_OUTPUT, upstream_in_lane
 from gateway_agent.logfmt import log_event
 from gateway_agent.lorawan.radio import DownlinkTx
 from gateway_agent.metrics import Counters
 from gateway_agent.model import Alert, Device, Reading
 from gateway_agent.store import PRIO_ALERT, PRIO_EVENT, PRIO_READING, Batch
+from gateway_agent.store.fanout import FANOUT
 from gateway_agent.upstream.formats import alert_message, dumps, event_message
 from gateway_agent.upstream.wire import uplink_body
 
@@ -46,8 +47,11 @@ class Stage:
         self.started: float | None = None  # loop clock of the first staged item
         # [[outputs]] by the kinds they take: each gets its own row (store/queue.py) with the
         # JSON body. `[upstream]` (the outbox) unless the outputs replaced it (config/load.py).
-        self.fan = {k: tuple(o.name for o in cfg.outputs if k in o.kinds) for k in KINDS}
-        self.primary = cfg.upstream.enabled or not cfg.outputs
+        # One shared row per message for all of them (store/fanout.py), when any takes its kind;
+        # a JSON [upstream] beside them reads the same rows (config/outputs.py upstream_in_lane).
+        lane = upstream_in_lane(cfg)
+        self.fan = {k: lane or any(k in o.kinds for o in cfg.outputs) for k in KINDS}
+        self.primary = not lane and (cfg.upstream.enabled or not cfg.outputs)
 
     def take(self) -> tuple[Batch, PostCommit]:
         """The open batch and its post-commit work; a new empty one opens."""
@@ -92,12 +96,10 @@ class Stage:
             b.outbox.append(
                 (PRIO_READING, "up", eui, f"devices/{eui}/up", r.id, body, r.time, time.monotonic())
             )
-        fan = self.fan["up"]
-        if fan:
+        if self.fan["up"]:
             if body is None or fmt != "json":
                 body = uplink_body(r, gid, dev.name, dev.tags, "json")
-            for name in fan:
-                b.queued.append((name, PRIO_READING, "up", eui, r.id, body, r.time))
+            b.queued.append((FANOUT, PRIO_READING, "up", eui, r.id, body, r.time))
         b.fcnt_up[eui] = r.fcnt
         b.seen[eui] = (r.time, rssi, snr, m_json)
         if self.started is None:
@@ -126,8 +128,8 @@ class Stage:
                     time.monotonic(),
                 )
             )
-        for name in self.fan["alert"]:
-            self.batch.queued.append((name, PRIO_ALERT, "alert", eui, a.id, body, a.time))
+        if self.fan["alert"]:
+            self.batch.queued.append((FANOUT, PRIO_ALERT, "alert", eui, a.id, body, a.time))
         self.counters.inc("alerts", state=a.state, rule=a.rule)
         log_event(
             log,
@@ -152,8 +154,8 @@ class Stage:
             self.batch.outbox.append(
                 (PRIO_EVENT, "event", None, "events", eid, body, now, time.monotonic())
             )
-        for name in self.fan["event"]:
-            self.batch.queued.append((name, PRIO_EVENT, "event", None, eid, body, now))
+        if self.fan["event"]:
+            self.batch.queued.append((FANOUT, PRIO_EVENT, "event", None, eid, body, now))
         self.touch()
 
     def relay(self, kind: str, msg_id: str, body: bytes, heard: float) -> None:

@@ -53,6 +53,7 @@ class Delivery:
     done: list[int] = field(default_factory=list)
     refused: list[int] = field(default_factory=list)
     refused_reason: str = "refused"
+    down_reason: str | None = None  # why the rest did not land (shown as the output's error)
 
 
 class Sink(Protocol):
@@ -191,26 +192,29 @@ class OutputWorker:
                     if not rows:
                         continue
             if not rows:
+                # Idle: the positions moved since the last commit reach the file now.
+                await self.store_call(store.queue_flush)
                 try:
                     await asyncio.wait_for(self.wake.wait(), timeout=1.0)
                 except TimeoutError:
                     pass
                 continue
             got = await self.sink.deliver(rows)
+            if got.done or got.refused:
+                await self.store_call(
+                    store.queue_settle, self.name, got.done, got.refused, got.refused_reason
+                )
             if got.done:
-                await self.store_call(store.queue_delete, self.name, got.done)
                 self.delivered += len(got.done)
                 self.last_delivery = time.time()
                 self.counters.inc("output_delivered", len(got.done), output=self.name)
                 self._backoff.reset()
             if got.refused:
-                await self.store_call(store.queue_drop, self.name, got.refused, got.refused_reason)
                 self.refused += len(got.refused)
+                # The label is the reason's head ("http 400"), not the server's text: bounded.
+                label = got.refused_reason.split(":", 1)[0][:40]
                 self.counters.inc(
-                    "output_dropped",
-                    len(got.refused),
-                    output=self.name,
-                    reason=got.refused_reason,
+                    "output_dropped", len(got.refused), output=self.name, reason=label
                 )
                 self._limit.warn(
                     "output_refused",
@@ -222,4 +226,4 @@ class OutputWorker:
             if len(got.done) + len(got.refused) < len(rows):
                 # Some rows did not land: the sink is in trouble; they are offered again after
                 # a pause (in order: nothing behind them overtakes them).
-                raise OutputDown("partial delivery")
+                raise OutputDown(got.down_reason or "partial delivery")

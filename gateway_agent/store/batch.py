@@ -86,7 +86,6 @@ def write(
         b.readings,
     )
     insert_outbox(db, b.outbox)
-    queue.insert(db, b.queued)
     # After the joins, which set fcnt_up NULL: a join drops its device's earlier fcnt_up from
     # the batch (Stage.join), so what is written here is always the current session's.
     update_rows(db, "devices", "dev_eui", ("fcnt_up",), list(b.fcnt_up.items()))

@@ -113,16 +113,23 @@ def _m4(db: sqlite3.Connection) -> None:
 
 @migration(5)
 def _m5(db: sqlite3.Connection) -> None:
-    """Each `[[outputs]]` entry and the relay get their own durable lane (store/queue.py):
-    read by (output, priority, seq), deleted row by row as each output takes them."""
+    """The `[[outputs]]` entries and the relay: the output queue (store/queue.py), read by
+    (output, priority, seq). A row for every output is stored once (output '') and each output
+    keeps its position per priority (store/fanout.py); the relay's rows are its own and leave
+    as it takes them. No AUTOINCREMENT (a page written per commit, SD wear): queue.insert
+    never gives a seq at or below a position, so none can be skipped."""
     db.executescript(
         """
         CREATE TABLE IF NOT EXISTS output_queue (
-            seq INTEGER PRIMARY KEY, output TEXT NOT NULL, priority INTEGER NOT NULL,
-            kind TEXT NOT NULL, dev_eui TEXT, msg_id TEXT NOT NULL, body BLOB NOT NULL,
-            created REAL NOT NULL
+            seq INTEGER PRIMARY KEY, output TEXT NOT NULL,
+            priority INTEGER NOT NULL, kind TEXT NOT NULL, dev_eui TEXT, msg_id TEXT NOT NULL,
+            body BLOB NOT NULL, created REAL NOT NULL
         );
         CREATE INDEX IF NOT EXISTS output_queue_order ON output_queue(output, priority, seq);
+        CREATE TABLE IF NOT EXISTS output_cursor (
+            output TEXT NOT NULL, priority INTEGER NOT NULL, seq INTEGER NOT NULL,
+            PRIMARY KEY (output, priority)
+        ) WITHOUT ROWID;
         """
     )
 

@@ -29,26 +29,36 @@ class QueueRow(NamedTuple):
     created: float  # wall clock when staged (a reading's reception time)
 
 
-_CHUNK = 100  # rows per INSERT statement: 700 parameters, under any SQLite's limit of 999
-_INSERT = f"INSERT INTO output_queue({QUEUE_COLS}) VALUES "
+_CHUNK = 100  # rows per INSERT statement: 800 parameters, under any SQLite's limit of 999
+_INSERT = f"INSERT INTO output_queue(seq, {QUEUE_COLS}) VALUES "
 
 
 def _insert_sql(n: int) -> str:
-    return _INSERT + ",".join(("(?,?,?,?,?,?,?)",) * n)
+    return _INSERT + ",".join(("(?,?,?,?,?,?,?,?)",) * n)
 
 
 _INSERT_CHUNK = _insert_sql(_CHUNK)
 
 
-def insert(db: sqlite3.Connection, rows: Sequence[QueueTuple]) -> None:
-    """Append rows; seq is the rowid (always above every row present, so a lane's order is the
-    order of insertion, which is what a reader by (priority, seq) needs). Multi-row VALUES:
-    each extra output adds a row per reading to the ingest's commit, and one statement step
-    per 100 rows costs the store thread ~30 % less than executemany's step per row."""
+def insert(db: sqlite3.Connection, rows: Sequence[QueueTuple], floor: int = 0) -> int:
+    """Append rows with seqs above every row present and at least `floor` (the caller keeps
+    it above every output's position, store/fanout.py, so a seq given after the table emptied
+    can never sit behind a position); returns the next floor. Multi-row VALUES: one statement
+    step per 100 rows costs the store thread ~30 % less than executemany's step per row."""
+    if not rows:
+        return floor
+    top = db.execute("SELECT max(seq) FROM output_queue").fetchone()[0] or 0
+    seq = max(floor, top + 1)
     for i in range(0, len(rows), _CHUNK):
         chunk = rows[i : i + _CHUNK]
         sql = _INSERT_CHUNK if len(chunk) == _CHUNK else _insert_sql(len(chunk))
-        db.execute(sql, [v for r in chunk for v in r])
+        params: list[Any] = []
+        for r in chunk:
+            params.append(seq)
+            params.extend(r)
+            seq += 1
+        db.execute(sql, params)
+    return seq
 
 
 def fetch(
@@ -115,7 +125,7 @@ def dropped(db: sqlite3.Connection) -> dict[str, dict[str, int]]:
     return dict(json.loads(row[0])) if row else {}
 
 
-def _tally(rows: Iterable[tuple[str, int]]) -> dict[str, dict[str, int]]:
+def tally(rows: Iterable[tuple[str, int]]) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for output, prio in rows:
         k = _DROP_KIND.get(prio, "unsent_readings")
@@ -135,14 +145,17 @@ def drop_seqs(db: sqlite3.Connection, output: str, seqs: Sequence[int], reason: 
             rows.append((r[0], r[1]))
     delete(db, output, seqs)
     if rows:
-        count_drops(db, _tally(rows), reason)
+        count_drops(db, tally(rows), reason)
     return len(rows)
 
 
 def drop_oldest(db: sqlite3.Connection, n: int, priority: int | None = None) -> int:
-    """For the disk cap (store/capacity.py): the `n` oldest rows of any output, of one priority
-    or any; per-output counts go to `meta.output_drops`. The agent-wide count is the caller's
-    (capacity counts each step's rows once, under its own kind)."""
+    """For the disk cap (store/capacity.py): the `n` oldest rows of the queue, of one priority
+    or any; per-output counts go to `meta.output_drops` (a shared row counts for each output
+    whose written position had not passed it). The agent-wide count is the caller's (capacity
+    counts each step's rows once, under its own kind)."""
+    from gateway_agent.store import fanout  # fanout reads rows as QueueRow from here
+
     where = "" if priority is None else f"WHERE priority={int(priority)} "
     victims = db.execute(
         f"SELECT seq, output, priority FROM output_queue {where}ORDER BY seq LIMIT ?",  # noqa: S608
@@ -151,10 +164,16 @@ def drop_oldest(db: sqlite3.Connection, n: int, priority: int | None = None) -> 
     if not victims:
         return 0
     db.executemany("DELETE FROM output_queue WHERE seq=?", [(v[0],) for v in victims])
-    counts = _tally((v[1], v[2]) for v in victims)
+    cursors = fanout.load(db)
+    owners: list[tuple[str, int]] = []
+    for seq, output, prio in victims:
+        if output == fanout.FANOUT:
+            owners += [(o, prio) for o in fanout.waiting_for(cursors, prio, seq)]
+        else:
+            owners.append((output, prio))
     row = db.execute("SELECT value FROM meta WHERE key='output_drops'").fetchone()
     data: dict[str, dict[str, int]] = json.loads(row[0]) if row else {}
-    for output, by_kind in counts.items():
+    for output, by_kind in tally(owners).items():
         d = data.setdefault(output, {})
         for kind, c in by_kind.items():
             d[kind] = int(d.get(kind, 0)) + c
@@ -173,6 +192,6 @@ def forget(db: sqlite3.Connection, outputs: Sequence[str]) -> dict[str, int]:
         ).fetchall()
         if rows:
             db.execute("DELETE FROM output_queue WHERE output=?", (name,))
-            count_drops(db, _tally((r[0], r[1]) for r in rows), "output_removed")
+            count_drops(db, tally((r[0], r[1]) for r in rows), "output_removed")
             out[name] = len(rows)
     return out

@@ -80,6 +80,9 @@ class Store(OutputLanes):
         self._file.fix_permissions()
 
     def close(self) -> None:
+        if not self.readonly:
+            with contextlib.suppress(StoreError):  # a full disk: positions re-sent, not lost
+                self.queue_flush()  # the outputs' positions moved since the last commit
         self._file.close()
 
     def quick_check(self) -> str:
@@ -191,6 +194,8 @@ class Store(OutputLanes):
 
         def fn(db: sqlite3.Connection) -> None:
             batch.write(db, b, deferred, self._insert_outbox)
+            self.insert_queued(db, b.queued)
+            self.lanes_in_commit(db)  # the outputs' positions ride along (store/lanes.py)
 
         # The cap in force: the configured one, or the room a full disk leaves (reason
         # disk_full): either way shed ahead by invariant 4's order.

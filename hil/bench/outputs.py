@@ -211,7 +211,10 @@ def depths(control: Path) -> dict[str, int]:
     st = request(control, "outbox", timeout_s=30)
     out = {"mqtt": int(st["depth"])}
     for name, lane in st.get("outputs", {}).items():
-        out[name] = int(lane.get("depth", 0))
+        if name == "upstream":  # [upstream] beside [[outputs]] reads the shared rows
+            out["mqtt"] += int(lane.get("depth", 0))
+        else:
+            out[name] = int(lane.get("depth", 0))
     return out
 
 

@@ -117,8 +117,9 @@ async def test_a_sink_bug_is_contained(tmp_path: Path) -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(w.run(stop))
     try:
-        await _until(lambda: s.opens >= 3)
-        assert w.state == "down" and w.last_error == "internal: KeyError"
+        # it keeps trying (opened again and again) and says why it is down
+        await _until(lambda: s.opens >= 3 and w.state == "down")
+        assert w.last_error == "internal: KeyError"
         assert (await st.call(store.queue_stats))["x"]["depth"] == 2, "nothing lost"
     finally:
         stop.set()

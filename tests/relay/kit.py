@@ -85,7 +85,10 @@ class RelaySub:
             client_id=f"relay-sub-{os.getpid()}-{id(self)}",
             clean_session=False,
         )
-        self.c.on_connect = lambda c, u, f, rc, p: (c.subscribe(topic, qos=1), self.ready.set())
+        # ready once the broker has granted the subscription (SUBACK), not at CONNACK: a
+        # message published in between would never reach this subscriber
+        self.c.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.c.on_subscribe = lambda c, u, mid, rcs, p: self.ready.set()
         self.c.on_message = self._on
         self.c.reconnect_delay_set(0.1, 0.5)
         self.c.connect("127.0.0.1", port)

@@ -197,7 +197,8 @@ def test_a_broker_of_its_own(tmp_path: Path, broker: Mosquitto) -> None:
         phy = frame({"eui": "", "addr": "260b0004"}, 1)
         Forwarder(agent.udp_port, GW_A).push_rxpk([rxpk(phy, 5)])
         got = theirs.wait("/event/up", 1)
-        assert got and decode(*got[0], False).phy_payload == phy  # type: ignore[attr-defined]
+        assert got, f"nothing on the central broker; agent log:\n{agent.log()[-3000:]}"
+        assert decode(*got[0], False).phy_payload == phy  # type: ignore[attr-defined]
         time.sleep(0.5)
         assert ours.of("/event/up") == [], "nothing relayed to [upstream]'s broker"
         assert "school-17-relay" in central.tail_log(200)
