@@ -209,3 +209,19 @@ def test_secret_files_must_be_private(tmp_path: Path) -> None:
     d2["agent"]["state_dir"] = str(tmp_path / "state")
     with pytest.raises(ConfigError, match="relay"):
         preflight(load_config(d2))
+
+
+def test_upstream_reads_the_shared_rows_only_when_json_beside_outputs() -> None:
+    from gateway_agent.config.outputs import upstream_in_lane
+
+    hook = [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/x"}]
+    assert not upstream_in_lane(load_config(doc())), "no outputs: the outbox as before"
+    assert upstream_in_lane(load_config(doc(outputs=hook)))
+    cbor = doc(outputs=hook)
+    cbor["upstream"]["format"] = "cbor"
+    assert not upstream_in_lane(load_config(cbor)), "CBOR bodies differ: its own outbox"
+    batched = doc(outputs=hook)
+    batched["upstream"]["batch_max"] = 50
+    assert not upstream_in_lane(load_config(batched))
+    with pytest.raises(ConfigError, match="upstream"):
+        load_config(doc(outputs=[{"name": "upstream", "type": "mqtt"}]))
