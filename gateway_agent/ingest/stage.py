@@ -91,14 +91,15 @@ class Stage:
         )
         fmt = self.cfg.upstream.format
         gid = self.cfg.agent.gateway_id
-        body = uplink_body(r, gid, dev.name, dev.tags, fmt) if self.primary else None
+        cls = dev.device_class
+        body = uplink_body(r, gid, dev.name, dev.tags, fmt, cls) if self.primary else None
         if body is not None:
             b.outbox.append(
                 (PRIO_READING, "up", eui, f"devices/{eui}/up", r.id, body, r.time, time.monotonic())
             )
         if self.fan["up"]:
             if body is None or fmt != "json":
-                body = uplink_body(r, gid, dev.name, dev.tags, "json")
+                body = uplink_body(r, gid, dev.name, dev.tags, "json", cls)
             b.queued.append((FANOUT, PRIO_READING, "up", eui, r.id, body, r.time))
         b.fcnt_up[eui] = r.fcnt
         b.seen[eui] = (r.time, rssi, snr, m_json)

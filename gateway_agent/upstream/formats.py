@@ -115,17 +115,25 @@ def _make_tx(rx: RxInfo) -> dict[str, Any]:
 
 
 def uplink_message(
-    r: Reading, gateway_id: str, device_name: str = "", tags: Sequence[str] = ()
+    r: Reading,
+    gateway_id: str,
+    device_name: str = "",
+    tags: Sequence[str] = (),
+    device_class: str = "",
 ) -> dict[str, Any]:
     """The `devices/{dev_eui}/up` object of DESIGN.md. `txInfo` is a shared, cached object:
-    encode the result, do not mutate it."""
+    encode the result, do not mutate it. `deviceInfo.class` (the device's class: co2,
+    legionella, bin, gully, ...) when known: outputs group by it (InfluxDB's measurement)."""
     eui = r.dev_eui.hex()
+    info: dict[str, Any] = {"devEui": eui, "deviceName": device_name, "tags": list(tags)}
+    if device_class:
+        info["class"] = device_class
     msg: dict[str, Any] = {
         "id": r.id,
         "gatewayId": gateway_id,
         "time": iso_time(r.time),
         "timeValid": r.time_valid,
-        "deviceInfo": {"devEui": eui, "deviceName": device_name, "tags": list(tags)},
+        "deviceInfo": info,
         "devEui": eui,
         "devAddr": r.dev_addr.hex(),
         "fCnt": r.fcnt,

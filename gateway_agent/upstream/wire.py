@@ -37,13 +37,19 @@ __all__ = [
 
 
 def uplink_body(
-    r: Reading, gateway_id: str, device_name: str, tags: Sequence[str], fmt: str
+    r: Reading,
+    gateway_id: str,
+    device_name: str,
+    tags: Sequence[str],
+    fmt: str,
+    device_class: str = "",
 ) -> str | bytes:
     """What the outbox stores for a reading: JSON text, or for `format = "cbor"` a CBOR item
-    (uplink_item), so the drain never re-encodes."""
+    (uplink_item), so the drain never re-encodes. The class goes into JSON only (CBOR's
+    labels are a fixed table)."""
     if fmt == "cbor":
         return uplink_item(r, gateway_id, device_name, tags)
-    return dumps(uplink_message(r, gateway_id, device_name, tags))
+    return dumps(uplink_message(r, gateway_id, device_name, tags, device_class))
 
 
 def item_json(body: bytes) -> str:

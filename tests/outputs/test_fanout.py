@@ -149,6 +149,9 @@ def test_fanout_under_faults_every_output_gets_every_reading(tmp_path: Path) -> 
         }
         print(f"committed {len(committed)}, duplicates (at least once) {dups}")
         assert dups["influx"] == 0 and dups["hook"] <= 16 and dups["mqtt"] <= 32, dups
+        # the device class (in the up message's deviceInfo) names the InfluxDB measurement
+        names = {r["name"] for r in influx.rows("SHOW MEASUREMENTS", DB)}
+        assert "legionella" in names and "readings" not in names, names
         in_fcnt_order(ups)
         in_fcnt_order(hooked)
         assert all(r["signed_ok"] for r in hook.delivered())
