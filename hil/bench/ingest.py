@@ -27,6 +27,21 @@ from hil.lorawan_crypto import build_data_frame
 from hil.ports import free_udp_port
 
 
+def send_paced(sock: socket.socket, datagrams: list[bytes], port: int, window: int = 32) -> None:
+    """PUSH_DATA datagrams to 127.0.0.1:`port`, at most `window` awaiting their PUSH_ACK, so
+    the kernel's UDP buffer never overflows; a lost ACK must not stall the benchmark."""
+    acked = 0
+    for sent, d in enumerate(datagrams):
+        while sent - acked >= window:
+            sock.settimeout(2.0)
+            try:
+                sock.recv(64)
+                acked += 1
+            except TimeoutError:
+                acked = sent
+        sock.sendto(d, ("127.0.0.1", port))
+
+
 def _thread_cpu(pid: int) -> dict[str, float]:
     """User and system CPU seconds of a process: its main thread, and all others (the store
     thread, SQLite's fsyncs) together (Linux /proc)."""
@@ -129,20 +144,7 @@ def run_ingest(
 
         cpu0 = _thread_cpu(pid)
         t0 = time.perf_counter()
-        sent = acked = 0
-        window = (
-            32  # datagrams in flight: PUSH_ACK-paced so the kernel's UDP buffer never overflows
-        )
-        for d in datagrams:
-            while sent - acked >= window:
-                sock.settimeout(2.0)
-                try:
-                    sock.recv(64)
-                    acked += 1
-                except TimeoutError:
-                    acked = sent  # a lost ACK must not stall the benchmark
-            sock.sendto(d, ("127.0.0.1", port))
-            sent += 1  # noqa: SIM113
+        send_paced(sock, datagrams, port)
         done = 0
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -27,7 +27,7 @@ from typing import Any
 import tomli_w
 
 from gateway_agent.control import request
-from hil.bench.ingest import _thread_cpu
+from hil.bench.ingest import _thread_cpu, send_paced
 from hil.bench.meta import git_commit
 from hil.bench.web_ingest import WINDOW, setup
 from hil.broker import Mosquitto
@@ -114,17 +114,7 @@ def config(tmp: Path, udp: int, broker: int, influx: Influxd | None, hook: Endpo
 def send(dgrams: list[bytes], udp: int) -> None:
     """PUSH_ACK-paced as hil/bench/ingest.py: at most WINDOW datagrams in flight."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sent = acked = 0
-    for d in dgrams:
-        while sent - acked >= WINDOW:
-            sock.settimeout(2.0)
-            try:
-                sock.recv(64)
-                acked += 1
-            except TimeoutError:
-                acked = sent  # a lost ACK must not stall the benchmark
-        sock.sendto(d, ("127.0.0.1", udp))
-        sent += 1  # noqa: SIM113
+    send_paced(sock, dgrams, udp, WINDOW)
     sock.close()
 
 

@@ -10,9 +10,7 @@ so what is measured is the code loaded and the lanes filling, not a server's pac
 from __future__ import annotations
 
 import argparse
-import base64
 import json
-import os
 import platform
 import shutil
 import socket
@@ -25,12 +23,12 @@ from typing import Any
 import tomli_w
 
 from gateway_agent.control import request
+from hil.bench.ingest import send_paced
 from hil.bench.meta import git_commit
+from hil.bench.web_ingest import setup
 from hil.daemonproc import DaemonProcess
-from hil.lorawan_crypto import build_data_frame
 from hil.ports import free_port, free_udp_port
 
-PAYLOAD = b"\x01\x67\x00\xe1\x02\x68\x50"  # Cayenne LPP: temperature, humidity
 CONFIGS = ("plain", "relay", "outputs", "relay+outputs")
 
 
@@ -45,26 +43,11 @@ def _vm(pid: int) -> tuple[float, float]:
     return rss, hwm
 
 
-def _files(tmp: Path, kind: str, udp: int, n_devices: int) -> Path:
-    keys = [(bytes.fromhex(f"26{i:06x}"), os.urandom(16), os.urandom(16)) for i in range(n_devices)]
-    dev = tmp / "devices.toml"
-    dev.write_text(
-        tomli_w.dumps(
-            {
-                "device": [
-                    {"dev_eui": f"70b3d57e{i:08x}", "class": "co2", "codec": "cayenne-lpp",
-                     "dev_addr": a.hex(), "nwk_s_key": n.hex(), "app_s_key": s.hex()}
-                    for i, (a, n, s) in enumerate(keys)
-                ]
-            }
-        )
-    )  # fmt: skip
-    dev.chmod(0o600)
-    (tmp / "keys.json").write_text(json.dumps([[a.hex(), n.hex(), s.hex()] for a, n, s in keys]))
+def _config(tmp: Path, kind: str, udp: int) -> Path:
     closed = free_port()  # nothing listens: every destination is down
     doc: dict[str, Any] = {
         "agent": {"gateway_id": "bench", "state_dir": str(tmp / "state"),
-                  "devices_file": str(dev), "log_level": "WARNING"},
+                  "devices_file": str(tmp / "devices.toml"), "log_level": "WARNING"},
         "sources": [{"type": "gwmp", "listen": f"127.0.0.1:{udp}"}],
         "upstream": {"host": "127.0.0.1", "port": closed},
     }  # fmt: skip
@@ -84,11 +67,8 @@ def _files(tmp: Path, kind: str, udp: int, n_devices: int) -> Path:
 def one_run(kind: str, n_uplinks: int, n_devices: int = 200) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="ga-bench-rss-"))
     udp = free_udp_port()
-    cfg = _files(tmp, kind, udp, n_devices)
-    keys = [
-        (bytes.fromhex(a), bytes.fromhex(n), bytes.fromhex(s))
-        for a, n, s in json.loads((tmp / "keys.json").read_text())
-    ]
+    _, dgrams = setup(tmp, n_uplinks, n_devices, 10)  # the devices file and the datagrams
+    cfg = _config(tmp, kind, udp)
     control = tmp / "state" / "control.sock"
     daemon = DaemonProcess(cfg, control, tmp / "state" / "agent.db", tmp / "agent.log")
     try:
@@ -96,20 +76,8 @@ def one_run(kind: str, n_uplinks: int, n_devices: int = 200) -> dict[str, Any]:
         assert daemon.proc is not None
         idle = _vm(daemon.proc.pid)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        for k in range(0, n_uplinks, 10):
-            rxpk = []
-            for j in range(k, min(k + 10, n_uplinks)):
-                addr, nwk, app = keys[j % n_devices]
-                phy = build_data_frame(2, addr, j // n_devices, nwk, app, f_port=1, payload=PAYLOAD)
-                rxpk.append({"tmst": j, "freq": 868.1, "stat": 1, "modu": "LORA",
-                             "datr": "SF7BW125", "codr": "4/5", "rssi": -70, "lsnr": 7.5,
-                             "size": len(phy), "data": base64.b64encode(phy).decode()})  # fmt: skip
-            sock.sendto(
-                b"\x02\x00\x01\x00" + bytes.fromhex("b827ebfffe6c1a2b")
-                + json.dumps({"rxpk": rxpk}).encode(),
-                ("127.0.0.1", udp),
-            )  # fmt: skip
-            time.sleep(0.002)
+        send_paced(sock, dgrams, udp)
+        sock.close()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if int(request(control, "counters").get("readings_accepted", 0)) >= n_uplinks:

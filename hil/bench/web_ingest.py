@@ -26,6 +26,7 @@ from typing import Any
 import tomli_w
 
 from gateway_agent.control import request
+from hil.bench.ingest import send_paced
 from hil.bench.meta import git_commit
 from hil.daemonproc import DaemonProcess
 from hil.lorawan_crypto import build_data_frame
@@ -117,17 +118,7 @@ def one_run(n_uplinks: int, n_devices: int, per_dgram: int, polled: bool) -> dic
         if polled:
             poller.start()
         t0 = time.perf_counter()
-        sent = acked = 0
-        for d in dgrams:
-            while sent - acked >= WINDOW:
-                sock.settimeout(2.0)
-                try:
-                    sock.recv(64)
-                    acked += 1
-                except TimeoutError:
-                    acked = sent  # a lost ACK must not stall the benchmark
-            sock.sendto(d, ("127.0.0.1", udp))
-            sent += 1  # noqa: SIM113
+        send_paced(sock, dgrams, udp, WINDOW)
         done, deadline = 0, time.monotonic() + 120
         while time.monotonic() < deadline:
             done = int(request(control, "counters").get("readings_accepted", 0))
