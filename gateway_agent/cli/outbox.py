@@ -38,6 +38,11 @@ def outbox_status(c: Ctx, as_json: bool) -> None:
         click.echo(_lane_line(name, lane))
 
 
+def _waiting(st: dict[str, Any]) -> int:
+    """Everything still to go: the outbox and every output's lane (the relay's included)."""
+    return int(st["depth"]) + sum(int(x.get("depth", 0)) for x in st.get("outputs", {}).values())
+
+
 def _lane_line(name: str, lane: dict[str, Any]) -> str:
     """One output's lane: `influx: 120 waiting (up 118, alert 2), oldest 3 min ago, down
     (connection refused), 4 dropped`."""
@@ -71,7 +76,7 @@ def _lane_line(name: str, lane: dict[str, Any]) -> str:
 @pass_ctx
 def outbox_watch(c: Ctx, timeout_s: float, interval_s: float) -> None:
     """Watch a backlog drain upstream, with a progress bar (needs the daemon running).
-    Exit 0 once the outbox is empty, 1 on timeout."""
+    Exit 0 once the outbox and every output's lane are empty, 1 on timeout."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -82,7 +87,7 @@ def outbox_watch(c: Ctx, timeout_s: float, interval_s: float) -> None:
 
     if not c.online:
         fail("the daemon is not running (nothing drains the outbox)")
-    start = int(c.act("outbox")["depth"])
+    start = _waiting(c.act("outbox"))
     deadline = time.monotonic() + timeout_s
     with Progress(
         TextColumn("draining"),
@@ -96,7 +101,7 @@ def outbox_watch(c: Ctx, timeout_s: float, interval_s: float) -> None:
         task = bar.add_task("outbox", total=max(start, 1), rate="")
         last_depth, last_t = start, time.monotonic()
         while True:
-            depth = int(c.act("outbox")["depth"])
+            depth = _waiting(c.act("outbox"))
             now = time.monotonic()
             if depth > start:  # new readings arrived faster than the drain: grow the bar
                 start = depth
