@@ -5,7 +5,6 @@ window, and say which rows landed. A row is done only when every message it made
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 import time
 from collections import Counter
@@ -17,11 +16,11 @@ import aiomqtt
 from gateway_agent.config import UpstreamConfig
 from gateway_agent.errors import UpstreamError
 from gateway_agent.outputs.worker import Delivery, OutputDown
+from gateway_agent.upstream.client import mqtt_client
 from gateway_agent.upstream.pacing import RateLimiter
-from gateway_agent.upstream.tls import probe_tls, read_password, tls_context, tls_hint
+from gateway_agent.upstream.tls import probe_tls, tls_hint
 from gateway_agent.upstream.window import Window
 
-_MQTT_LOG = logging.getLogger("gateway_agent.mqtt")  # the forwarder keeps it at ERROR
 _ERRORS = (aiomqtt.MqttError, UpstreamError, OSError, ssl.SSLError)
 
 
@@ -64,26 +63,15 @@ class MqttLink:
     async def open(self, username: str | None = None, password: str | None = None) -> None:
         cfg = self.cfg
         try:
-            if username is None:
-                username, password = cfg.username, read_password(cfg)
-            v5 = cfg.mqtt_version == "5"
-            client = aiomqtt.Client(
-                cfg.host,
-                cfg.port,
-                identifier=self.client_id,
+            # credentials: the config's unless given (an Azure SAS token); the Window below keeps `inflight` unacked (paho's own limit: 0, none)
+            client = mqtt_client(
+                cfg,
+                self.client_id,
+                inflight=0,
+                will=self.will,
                 username=username,
                 password=password,
-                protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-                keepalive=cfg.keepalive_s,
-                clean_session=None if v5 else True,
-                will=self.will,
-                tls_context=tls_context(cfg),
-                # the Window below keeps `inflight` unacked; paho's own limit scanned its
-                # outgoing table on every PUBACK (relay/link.py measured 75 us at 512)
-                max_inflight_messages=0,
-                max_queued_outgoing_messages=0,
-                timeout=self.timeout_s,
-                logger=_MQTT_LOG,
+                timeout_s=self.timeout_s,
             )
             await client.__aenter__()
         except _ERRORS as e:

@@ -25,8 +25,8 @@ from gateway_agent.config import UpstreamConfig
 from gateway_agent.errors import UpstreamError
 from gateway_agent.logfmt import RateLimitedLog, log_event
 from gateway_agent.metrics import Counters
+from gateway_agent.upstream.client import first_leaf, mqtt_client
 from gateway_agent.upstream.pacing import Backoff
-from gateway_agent.upstream.tls import read_password, tls_context
 from gateway_agent.upstream.window import Window, raise_if_lost
 
 log = logging.getLogger("gateway_agent.relay")
@@ -36,35 +36,10 @@ ERRORS = (aiomqtt.MqttError, UpstreamError, OSError, ssl.SSLError)
 STABLE_S = 10.0  # a connection up this long resets the backoff
 
 
-def _first_leaf(e: BaseException) -> BaseException:
-    while isinstance(e, BaseExceptionGroup):
-        e = e.exceptions[0]
-    return e
-
-
 def make_client(
     cfg: UpstreamConfig, identifier: str, will: aiomqtt.Will | None, inflight: int
 ) -> aiomqtt.Client:
-    v5 = cfg.mqtt_version == "5"
-    proto = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
-    return aiomqtt.Client(
-        cfg.host,
-        cfg.port,
-        identifier=identifier,
-        username=cfg.username,
-        password=read_password(cfg),
-        protocol=proto,
-        keepalive=cfg.keepalive_s,
-        clean_session=None if v5 else True,
-        will=will,
-        tls_context=tls_context(cfg),
-        # 0: paho sends at once and never queues; our Window bounds what is in flight. (With a
-        # limit, paho scans its whole outgoing table on every PUBACK: 75 us each at 512.)
-        max_inflight_messages=inflight,
-        max_queued_outgoing_messages=0,
-        timeout=10,
-        logger=_MQTT_LOG,
-    )
+    return mqtt_client(cfg, identifier, inflight=inflight, will=will, logger=_MQTT_LOG)
 
 
 async def _until_lost(client: aiomqtt.Client, stop: asyncio.Event) -> None:
@@ -125,7 +100,7 @@ class Link:
                     up_at = time.monotonic()
                     await self._session(client, stop)
             except BaseExceptionGroup as eg:
-                e = _first_leaf(eg)
+                e = first_leaf(eg)
                 if not isinstance(e, ERRORS):
                     raise
                 self._down(e)
@@ -209,7 +184,7 @@ class Presence:
                 try:
                     await self._session(end)
                 except BaseExceptionGroup as eg:
-                    if not isinstance(_first_leaf(eg), ERRORS):
+                    if not isinstance(first_leaf(eg), ERRORS):
                         raise
                 except ERRORS:
                     pass

@@ -105,19 +105,26 @@ def outputs_present(db: sqlite3.Connection) -> list[str]:
 def count_drops(db: sqlite3.Connection, counts: dict[str, dict[str, int]], reason: str) -> None:
     """Add per-output drop counts to `meta.output_drops` (shown by `outbox status`) and to the
     agent-wide counts of the next `data_dropped` event, in the caller's transaction."""
+    _per_output(db, counts)
+    total: dict[str, int] = {}
+    for by_kind in counts.values():
+        for kind, n in by_kind.items():
+            total[kind] = total.get(kind, 0) + n
+    for kind, n in total.items():
+        drops.add(db, kind, n, reason)
+
+
+def _per_output(db: sqlite3.Connection, counts: dict[str, dict[str, int]]) -> None:
+    """Add to `meta.output_drops`, the per-output counts `outbox status` shows."""
     row = db.execute("SELECT value FROM meta WHERE key='output_drops'").fetchone()
     data: dict[str, dict[str, int]] = json.loads(row[0]) if row else {}
-    total: dict[str, int] = {}
     for output, by_kind in counts.items():
         d = data.setdefault(output, {})
         for kind, n in by_kind.items():
             d[kind] = int(d.get(kind, 0)) + n
-            total[kind] = total.get(kind, 0) + n
     db.execute(
         "INSERT OR REPLACE INTO meta(key, value) VALUES ('output_drops', ?)", (json.dumps(data),)
     )
-    for kind, n in total.items():
-        drops.add(db, kind, n, reason)
 
 
 def dropped(db: sqlite3.Connection) -> dict[str, dict[str, int]]:
@@ -171,15 +178,7 @@ def drop_oldest(db: sqlite3.Connection, n: int, priority: int | None = None) -> 
             owners += [(o, prio) for o in fanout.waiting_for(cursors, prio, seq)]
         else:
             owners.append((output, prio))
-    row = db.execute("SELECT value FROM meta WHERE key='output_drops'").fetchone()
-    data: dict[str, dict[str, int]] = json.loads(row[0]) if row else {}
-    for output, by_kind in tally(owners).items():
-        d = data.setdefault(output, {})
-        for kind, c in by_kind.items():
-            d[kind] = int(d.get(kind, 0)) + c
-    db.execute(
-        "INSERT OR REPLACE INTO meta(key, value) VALUES ('output_drops', ?)", (json.dumps(data),)
-    )
+    _per_output(db, tally(owners))
     return len(victims)
 
 

@@ -21,6 +21,7 @@ from gateway_agent.errors import StoreError, UpstreamError
 from gateway_agent.logfmt import RateLimitedLog, log_event
 from gateway_agent.metrics import Counters
 from gateway_agent.store import PRIO_EVENT, PRIO_READING, OutboxRow, Store
+from gateway_agent.upstream.client import first_leaf, mqtt_client
 from gateway_agent.upstream.drain import DELETE_EVERY_S, URGENT_EVERY_S, Drain
 from gateway_agent.upstream.formats import (
     BATCH_TOPIC,
@@ -51,17 +52,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 StoreCall = Callable[..., Awaitable[Any]]
-_MQTT_LOG = logging.getLogger("gateway_agent.mqtt")
-_MQTT_LOG.setLevel(logging.ERROR)  # aiomqtt warns per pending publish: a log storm on an SD card
 _UPSTREAM_ERRORS = (aiomqtt.MqttError, UpstreamError, OSError, ssl.SSLError)
 STABLE_CONNECTION_S = 10.0  # a connection must live this long after CONNACK to reset backoff
-
-
-def _first_leaf(eg: BaseExceptionGroup[BaseException]) -> BaseException:
-    e: BaseException = eg
-    while isinstance(e, BaseExceptionGroup):
-        e = e.exceptions[0]
-    return e
 
 
 class Forwarder:
@@ -124,28 +116,13 @@ class Forwarder:
         return dumps(status_message(state, self.gateway_id, t, figures)).encode()
 
     def _client(self) -> aiomqtt.Client:
-        proto = (
-            aiomqtt.ProtocolVersion.V5
-            if self.cfg.mqtt_version == "5"
-            else aiomqtt.ProtocolVersion.V311
-        )
-        return aiomqtt.Client(
-            self.cfg.host,
-            self.cfg.port,
-            identifier=self.cfg.client_id or f"gateway-agent-{self.gateway_id}",
-            username=self.cfg.username,
-            password=read_password(self.cfg),
-            protocol=proto,
-            keepalive=self.cfg.keepalive_s,
-            clean_session=None if proto == aiomqtt.ProtocolVersion.V5 else True,
+        return mqtt_client(
+            self.cfg,
+            self.cfg.client_id or f"gateway-agent-{self.gateway_id}",
+            inflight=self.cfg.inflight,
             will=aiomqtt.Will(
                 self.topic(STATUS_TOPIC), self._status_payload("offline"), qos=1, retain=True
             ),
-            tls_context=tls_context(self.cfg),
-            max_inflight_messages=self.cfg.inflight,
-            max_queued_outgoing_messages=0,
-            timeout=10,
-            logger=_MQTT_LOG,
         )
 
     # -- main loop -----------------------------------------------------------------------
@@ -174,7 +151,7 @@ class Forwarder:
                     up_since = time.monotonic()
                     await self._session(client, stop)
             except BaseExceptionGroup as eg:
-                e = _first_leaf(eg)
+                e = first_leaf(eg)
                 if not isinstance(e, _UPSTREAM_ERRORS):
                     raise
                 await self._note_error(e)
